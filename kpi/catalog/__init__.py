@@ -1,0 +1,1 @@
+"""The catalog's declarations, one module per section of spec/kpi-catalog.md."""

@@ -1,0 +1,73 @@
+"""The KPI registry: each KPI declared once, as data plus the function that computes it.
+
+Adding a KPI means adding one declaration (in the module of its catalog
+section) and its hand-computed test; the CLI, the docs, config validation and
+write-back read everything else from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Unit = Literal[
+    "ratio", "count", "currency", "minutes", "hours", "days", "score", "per_day", "multiple"
+]
+GRAINS = (
+    "org",
+    "team",
+    "user",
+    "region",
+    "channel",
+    "activity_type",
+    "account",
+    "contact",
+    "opportunity",
+)
+# grains whose key is one CRM record: their values can be written onto that record
+RECORD_GRAINS = ("account", "contact", "opportunity")
+
+
+@dataclass(frozen=True)
+class KpiDef:
+    id: str
+    name: str
+    unit: Unit
+    grains: tuple[str, ...]
+    formula: str  # one line, for `kpi list` and the docs
+    source: str  # the seed article (and item) it comes from
+    section: str  # catalog section: A deals, B activity, C funnel, D customers, E support
+    # periods: "calendar" (months, quarters, years, rolling windows) and/or "all"
+    periods: tuple[str, ...] = ("calendar",)
+    # grains computed with period `all` only (record-level values), when also calendar
+    record_periods: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    compute: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+
+
+REGISTRY: dict[str, KpiDef] = {}
+
+
+def register(defn: KpiDef) -> KpiDef:
+    if defn.id in REGISTRY:
+        raise ValueError(f"KPI {defn.id} declared twice")
+    unknown = set(defn.grains) - set(GRAINS)
+    if unknown:
+        raise ValueError(f"KPI {defn.id}: unknown grains {sorted(unknown)}")
+    REGISTRY[defn.id] = defn
+    return defn
+
+
+def load() -> dict[str, KpiDef]:
+    """The full registry (importing the catalog modules registers their KPIs)."""
+    from kpisync.kpi import catalog  # noqa: F401  (import registers)
+
+    return REGISTRY
+
+
+def get(kpi_id: str) -> KpiDef | None:
+    return load().get(kpi_id)
+
+
+def ids() -> list[str]:
+    return sorted(load())

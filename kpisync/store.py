@@ -1,0 +1,260 @@
+"""The canonical SQLite store: schema, migrations and the fast bulk upsert.
+
+Usage::
+
+    with Store.open("data/acme.db") as store:
+        with store.transaction():
+            store.upsert("accounts", [{"id": "001A", "name": "Acme", ...}])
+            store.set_cursor("salesforce", "Account", "2026-03-04T15:16:17Z")
+
+The schema lives in `kpisync.schema`; this module only turns it into tables and
+keeps old files readable: `PRAGMA user_version` counts the migrations applied,
+and each migration below runs once, in order, inside a transaction. Columns
+that a newer schema declares on an existing table are added in place, so a
+store written by an older kpisync opens in a newer one without losing rows.
+
+Bulk writes bypass sqlite-utils on purpose: `executemany` with
+`INSERT … ON CONFLICT DO UPDATE` in one transaction is about three times faster
+for the page-sized batches a sync writes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from kpisync.schema import CANONICAL_TABLES, INDEXES, QUARANTINE, TABLES, Table
+from kpisync.timestamps import utc_now
+
+
+class StoreError(Exception):
+    """The store file cannot be opened or written (path, permissions, disk full)."""
+
+
+# Conflict rules that are part of the schema's meaning, not of any one writer:
+# a lifecycle stage keeps the *first* time it was entered (canonical-model.md).
+_CONFLICT_RULES: dict[str, dict[str, str]] = {
+    "lifecycle_events": {
+        "source": "CASE WHEN excluded.entered_at < lifecycle_events.entered_at "
+        "THEN excluded.source ELSE lifecycle_events.source END",
+        "entered_at": "min(lifecycle_events.entered_at, excluded.entered_at)",
+    },
+}
+
+
+def _create_table_sql(table: Table) -> str:
+    cols = ", ".join(f'"{name}" {kind}' for name, kind in table.columns)
+    pk = f', PRIMARY KEY ({", ".join(table.pk)})' if table.pk else ""
+    return f'CREATE TABLE IF NOT EXISTS "{table.name}" ({cols}{pk})'
+
+
+def _migration_canonical_tables(conn: sqlite3.Connection) -> None:
+    for table in CANONICAL_TABLES:
+        conn.execute(_create_table_sql(table))
+
+
+def _migration_quarantine_and_indexes(conn: sqlite3.Connection) -> None:
+    conn.execute(_create_table_sql(QUARANTINE))
+    for name, table, columns in INDEXES:
+        conn.execute(f'CREATE INDEX IF NOT EXISTS {name} ON "{table}" ({", ".join(columns)})')
+
+
+# Ordered, named, each applied once. Append; never edit or reorder a released one.
+MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
+    ("canonical tables", _migration_canonical_tables),
+    ("quarantine table and KPI indexes", _migration_quarantine_and_indexes),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
+    """Apply the migrations a store has not seen yet; returns the new version."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"store schema version {current} is newer than this kpisync "
+            f"understands ({SCHEMA_VERSION}); upgrade kpisync"
+        )
+    for version in range(current + 1, upto + 1):
+        _name, step = MIGRATIONS[version - 1]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(conn)
+            conn.execute(f"PRAGMA user_version = {version}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    if upto == SCHEMA_VERSION:
+        _add_missing_columns(conn)
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table in TABLES.values():
+        have = {row[1] for row in conn.execute(f'PRAGMA table_info("{table.name}")')}
+        if not have:
+            continue
+        for name, kind in table.columns:
+            if name not in have:
+                conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{name}" {kind}')
+
+
+class Store:
+    """One CRM's SQLite file. Open with `Store.open(path)` (or ":memory:")."""
+
+    def __init__(self, conn: sqlite3.Connection, path: str) -> None:
+        self.conn = conn
+        self.path = path
+        self._depth = 0
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, create: bool = True) -> Store:
+        path_text = str(path)
+        if path_text != ":memory:":
+            file = Path(path_text)
+            if not file.exists():
+                if not create:
+                    raise StoreError(f"{file}: no such store")
+                try:
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                    # created 0600 before SQLite touches it: the store holds CRM data
+                    os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
+                except OSError as exc:
+                    raise StoreError(f"{file}: cannot create store: {exc.strerror}") from exc
+        try:
+            conn = sqlite3.connect(path_text, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = OFF")
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path_text}: not a usable kpisync store: {exc}") from exc
+        return cls(conn, path_text)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection, for convenience reads and schema work."""
+        return sqlite_utils.Database(self.conn)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested calls join the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.conn
+        except BaseException:
+            self._depth = 0
+            self.conn.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self.conn.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: cannot commit: {exc}") from exc
+
+    def upsert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert or update rows by primary key; the last of repeated ids wins.
+
+        Every row must carry the same keys (a subset of the table's columns);
+        columns not given keep their stored value on update.
+        """
+        if not rows:
+            return 0
+        spec = TABLES[table]
+        columns = list(rows[0].keys())
+        unknown = set(columns) - set(spec.column_names)
+        if unknown:
+            raise ValueError(f"{table}: unknown columns {sorted(unknown)}")
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        sql = f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})'
+        if spec.pk:
+            rules = _CONFLICT_RULES.get(table, {})
+            updates = [
+                f'"{c}" = {rules.get(c, f"excluded.{c}")}' for c in columns if c not in spec.pk
+            ]
+            pk = ", ".join(spec.pk)
+            sql += f" ON CONFLICT ({pk}) DO " + (
+                f"UPDATE SET {', '.join(updates)}" if updates else "NOTHING"
+            )
+        values = [tuple(row[c] for c in columns) for row in rows]
+        with self.transaction():
+            try:
+                self.conn.executemany(sql, values)
+            except KeyError as exc:
+                raise ValueError(f"{table}: every row needs the same columns") from exc
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"{self.path}: cannot write {table}: {exc}") from exc
+        return len(values)
+
+    def insert(self, table: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Append rows to a table without a primary key (errors, logs)."""
+        rows = list(rows)
+        if not rows:
+            return 0
+        columns = list(rows[0].keys())
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        marks = ", ".join("?" for _ in columns)
+        with self.transaction():
+            self.conn.executemany(
+                f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})',
+                [tuple(r[c] for c in columns) for r in rows],
+            )
+        return len(rows)
+
+    # -- cursors: the high-water mark moves only with the rows it covers --
+
+    def get_cursor(self, crm: str, obj: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT cursor FROM sync_state WHERE crm = ? AND object = ?", (crm, obj)
+        ).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, crm: str, obj: str, cursor: str | None) -> None:
+        """Call inside the transaction that stored the rows the cursor covers."""
+        self.upsert(
+            "sync_state",
+            [{"crm": crm, "object": obj, "cursor": cursor, "updated_at": utc_now()}],
+        )
+
+    def cursors(self, crm: str) -> dict[str, str | None]:
+        return dict(
+            self.conn.execute("SELECT object, cursor FROM sync_state WHERE crm = ?", (crm,))
+        )
+
+    def count(self, table: str, where: str = "1", params: Sequence[Any] = ()) -> int:
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table}")
+        return int(
+            self.conn.execute(f'SELECT count(*) FROM "{table}" WHERE {where}', params).fetchone()[0]
+        )
