@@ -144,6 +144,22 @@ class HubSpotSandbox:
             self.portal.associate((object_type, rid, to, t) for to, ids in (associations or {}).items() for t in ids)
         return rid
 
+    def bulk_add(self, object_type: str, rows: list[dict[str, Any]], modified_ms: list[int]) -> list[int]:
+        """Many records at given modified dates (page-edge and 10,000-cap tests)."""
+        modified_prop = self.portal.modified_prop(object_type)
+        with self.portal.batch():
+            first = self.portal.next_id(object_type)
+            ids = list(range(first, first + len(rows)))
+            self.portal.set_meta(f"next_id:{object_type}", first + len(rows))
+            batch = []
+            for rid, props, stamp in zip(ids, rows, modified_ms, strict=True):
+                full = {k: (None if v is None else str(v)) for k, v in props.items()}
+                full.update({"hs_object_id": str(rid), modified_prop: ms_to_iso(stamp)})
+                full.setdefault("createdate", ms_to_iso(stamp))
+                batch.append((rid, full, stamp, stamp))
+            self.portal.insert(object_type, batch)
+        return ids
+
     def change(self, object_type: str, record_id: int, properties: dict[str, Any]) -> int:
         return self.portal.update(object_type, record_id, properties, "CRM_UI")
 

@@ -176,7 +176,7 @@ BASE_PROPERTIES: dict[str, list[tuple[str, str]]] = {
         ("city", _STR),
         ("annualrevenue", _NUM),
         ("lifecyclestage", _ENUM),
-        ("churn_date", _DATE),
+        ("churn_date", _DT),
     ],
     "deals": [
         ("dealname", _STR),

@@ -226,7 +226,7 @@ def translate(store_conn: sqlite3.Connection, portal: Portal) -> dict[str, Any]:
                 "city": a["city"],
                 "sales_region": a["region"],
                 "annualrevenue": _s(a["annual_revenue"]),
-                "churn_date": a["churned_at"][:10] if a["churned_at"] else None,
+                "churn_date": _iso(a["churned_at"]),
                 "hs_merged_object_ids": None,
             }
             batch.append((hs, props, iso_to_ms(created) if created else 0, modified))

@@ -217,3 +217,42 @@ def sandbox(tmp_path: Path, org: Store) -> Iterator[hubspot_sandbox.HubSpotSandb
 @pytest.fixture
 def config(sandbox: hubspot_sandbox.HubSpotSandbox, tmp_path: Path) -> Any:
     return load_config(sandbox.config_path)
+
+
+def drive(connector: Any, store: Store, *, full: bool = False, objects: list[str] | None = None) -> dict[str, int]:
+    """What the sync engine does (kpisync.sync.engine, not on main yet): store each Page's rows and
+    cursor in one transaction. Returns rows stored per object."""
+    from kpisync.timestamps import utc_now
+
+    counts: dict[str, int] = {}
+    for spec in connector.objects():
+        if objects and spec.name not in objects:
+            continue
+        cursor = store.get_cursor("hubspot", spec.name)
+        for page in connector.pull(spec, cursor, full=full):
+            with store.transaction():
+                for table, rows in page.rows.items():
+                    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+                    for row in rows:
+                        groups.setdefault(tuple(row), []).append(row)
+                    for group in groups.values():
+                        store.upsert(table, group)
+                if page.quarantined:
+                    store.upsert(
+                        "quarantine",
+                        [
+                            {
+                                "crm": "hubspot",
+                                "object": spec.name,
+                                "record_id": q.record_id,
+                                "reason": q.reason,
+                                "raw": q.raw,
+                                "at": utc_now(),
+                            }
+                            for q in page.quarantined
+                        ],
+                    )
+                if page.cursor is not None:
+                    store.set_cursor("hubspot", spec.name, page.cursor)
+            counts[spec.name] = counts.get(spec.name, 0) + page.count()
+    return counts
