@@ -248,6 +248,9 @@ class Portal:
             if row is None:
                 raise KeyError(record_id)
             rid, props = row[0], json.loads(row[1])
+            if object_type == "deals" and "amount" in changes and "amount_in_home_currency" not in changes:
+                # a single-currency portal: HubSpot recalculates the home-currency amount
+                changes = {**changes, "amount_in_home_currency": changes["amount"]}
             stamp = max(at_ms or now_ms(), row[3] + 1)
             hist = []
             for name, value in changes.items():

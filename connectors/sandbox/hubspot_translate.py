@@ -195,6 +195,7 @@ def translate(store_conn: sqlite3.Connection, portal: Portal) -> dict[str, Any]:
                         "createdAt": "1970-01-01T00:00:00Z",
                         "updatedAt": "1970-01-01T00:00:00Z",
                         "archived": False,
+                        "writePermissions": "CRM_PERMISSIONS_ENFORCEMENT",
                     }
                     for i, s in enumerate(statuses)
                 ],
