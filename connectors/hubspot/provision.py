@@ -187,9 +187,7 @@ def check(conn: HubSpotConnector) -> list[CheckResult]:
             missing_scope.append(str(exc))
     results.append(CheckResult("scopes", not missing_scope, "; ".join(missing_scope) or "every object is readable"))
     mapped = conn.context().mapped_fields()
-    known: dict[str, set[str]] = {}
-    for obj in ("contacts", "companies", "deals"):
-        known[obj] = _names(conn, obj)
+    known = {spec.name: _names(conn, spec.name) for spec in OBJECTS if spec.options.get("kind") == "crm"}
     everywhere = set().union(*known.values())
     absent = sorted(f for f in mapped if f not in everywhere and not f.startswith("hs_"))
     results.append(
