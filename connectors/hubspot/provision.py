@@ -187,7 +187,13 @@ def check(conn: HubSpotConnector) -> list[CheckResult]:
             missing_scope.append(str(exc))
     results.append(CheckResult("scopes", not missing_scope, "; ".join(missing_scope) or "every object is readable"))
     mapped = conn.context().mapped_fields()
-    known = {spec.name: _names(conn, spec.name) for spec in OBJECTS if spec.options.get("kind") == "crm"}
+    known: dict[str, set[str]] = {}
+    for spec in OBJECTS:
+        if spec.options.get("kind") == "crm":
+            try:
+                known[spec.name] = _names(conn, spec.name)
+            except AuthError:  # already reported under "scopes"
+                known[spec.name] = set()
     everywhere = set().union(*known.values())
     absent = sorted(f for f in mapped if f not in everywhere and not f.startswith("hs_"))
     results.append(
