@@ -54,7 +54,9 @@ def test_each_fault_is_survived(sandbox: HubSpotSandbox, config: Config, name: s
     sandbox.server.faults.add(Fault(**{**fault.__dict__}))
     drive(connector, store, full=name == "list reset")
     assert not sandbox.server.faults.pending(), "the fault was never hit"
-    assert store.conn.execute("SELECT name FROM opportunities WHERE id = '18000000002'").fetchone()[0] == f"after {name}"
+    assert (
+        store.conn.execute("SELECT name FROM opportunities WHERE id = '18000000002'").fetchone()[0] == f"after {name}"
+    )
 
 
 def test_persistent_failure_stops_cleanly_and_keeps_the_cursor(sandbox: HubSpotSandbox, config: Config) -> None:
@@ -67,7 +69,10 @@ def test_persistent_failure_stops_cleanly_and_keeps_the_cursor(sandbox: HubSpotS
     assert store.get_cursor("hubspot", "deals") == cursor
     sandbox.server.faults.clear()
     drive(connector, store, objects=["deals"])
-    assert store.conn.execute("SELECT name FROM opportunities WHERE id = '18000000002'").fetchone()[0] == "changed during the outage"
+    assert (
+        store.conn.execute("SELECT name FROM opportunities WHERE id = '18000000002'").fetchone()[0]
+        == "changed during the outage"
+    )
 
 
 def test_daily_limit_stops_the_run(sandbox: HubSpotSandbox, config: Config) -> None:
@@ -78,8 +83,12 @@ def test_daily_limit_stops_the_run(sandbox: HubSpotSandbox, config: Config) -> N
 
 
 def oauth(config: Config, sandbox: HubSpotSandbox, refresh_token: str | None = None) -> Config:
-    auth = HubSpotAuth(method="oauth", refresh_token=refresh_token or sandbox.refresh_token, client_id=OAUTH_CLIENT_ID,
-                       client_secret=sandbox.client_secret)
+    auth = HubSpotAuth(
+        method="oauth",
+        refresh_token=refresh_token or sandbox.refresh_token,
+        client_id=OAUTH_CLIENT_ID,
+        client_secret=sandbox.client_secret,
+    )
     return config.model_copy(update={"auth": auth})
 
 
@@ -115,5 +124,9 @@ def test_sliding_window_never_exceeds_its_budget() -> None:
 @pytest.mark.full_matrix
 def test_pacing_stays_under_the_ten_second_budget(sandbox: HubSpotSandbox, config: Config) -> None:
     sandbox.limits.ten_secondly = 7  # a tight portal; kpisync is told to use 6 of them
-    drive(HubSpotConnector(tuned(config, requests_per_10s=6)), Store.open(":memory:"), objects=["owners", "companies", "deals"])
+    drive(
+        HubSpotConnector(tuned(config, requests_per_10s=6)),
+        Store.open(":memory:"),
+        objects=["owners", "companies", "deals"],
+    )
     assert len(sandbox.server.log) > 7 and all(e.status != 429 for e in sandbox.server.log)

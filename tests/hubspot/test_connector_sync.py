@@ -18,17 +18,83 @@ from .conftest import drive
 
 COMPARED = {
     "users": ("id", "name", "email", "team", "role", "region", "is_active"),
-    "accounts": ("id", "name", "owner_id", "type", "industry", "country", "city", "region", "created_at", "churned_at", "annual_revenue"),
-    "contacts": ("id", "account_id", "owner_id", "email", "name", "lifecycle_stage", "lead_status", "lead_source", "channel", "country",
-                 "city", "region", "created_at", "nps_score"),
+    "accounts": (
+        "id",
+        "name",
+        "owner_id",
+        "type",
+        "industry",
+        "country",
+        "city",
+        "region",
+        "created_at",
+        "churned_at",
+        "annual_revenue",
+    ),
+    "contacts": (
+        "id",
+        "account_id",
+        "owner_id",
+        "email",
+        "name",
+        "lifecycle_stage",
+        "lead_status",
+        "lead_source",
+        "channel",
+        "country",
+        "city",
+        "region",
+        "created_at",
+        "nps_score",
+    ),
     "lifecycle_events": ("contact_id", "stage", "entered_at"),
-    "opportunities": ("id", "name", "account_id", "contact_id", "owner_id", "amount", "stage", "pipeline", "is_closed", "is_won",
-                      "created_at", "closed_at", "deal_type", "lead_source", "channel", "competitor_price", "region"),
+    "opportunities": (
+        "id",
+        "name",
+        "account_id",
+        "contact_id",
+        "owner_id",
+        "amount",
+        "stage",
+        "pipeline",
+        "is_closed",
+        "is_won",
+        "created_at",
+        "closed_at",
+        "deal_type",
+        "lead_source",
+        "channel",
+        "competitor_price",
+        "region",
+    ),
     "opportunity_stage_history": ("opportunity_id", "stage", "entered_at"),
-    "activities": ("id", "type", "direction", "owner_id", "contact_id", "account_id", "opportunity_id", "occurred_at", "created_at",
-                   "duration_s", "outcome", "subject"),
-    "cases": ("id", "account_id", "contact_id", "owner_id", "status", "priority", "origin", "created_at", "first_response_at",
-              "closed_at", "is_closed"),
+    "activities": (
+        "id",
+        "type",
+        "direction",
+        "owner_id",
+        "contact_id",
+        "account_id",
+        "opportunity_id",
+        "occurred_at",
+        "created_at",
+        "duration_s",
+        "outcome",
+        "subject",
+    ),
+    "cases": (
+        "id",
+        "account_id",
+        "contact_id",
+        "owner_id",
+        "status",
+        "priority",
+        "origin",
+        "created_at",
+        "first_response_at",
+        "closed_at",
+        "is_closed",
+    ),
 }
 ID_COLUMNS = {"id", "owner_id", "account_id", "contact_id", "opportunity_id"}
 
@@ -65,8 +131,11 @@ def test_incremental_after_inserts_updates_archives_merges(sandbox: HubSpotSandb
     connector = HubSpotConnector(config)
     drive(connector, store)
     before = store.count("contacts")
-    new_id = sandbox.add("contacts", {"email": "new@example.org", "firstname": "New", "lifecyclestage": "lead"},
-                         {"companies": [5000000001]})
+    new_id = sandbox.add(
+        "contacts",
+        {"email": "new@example.org", "firstname": "New", "lifecyclestage": "lead"},
+        {"companies": [5000000001]},
+    )
     sandbox.change("deals", 18000000003, {"dealname": "Renamed deal", "amount": "1234.5"})
     sandbox.archive("calls", 60000000002)
     survivor = sandbox.merge("companies", 5000000001, 5000000002)
@@ -76,12 +145,16 @@ def test_incremental_after_inserts_updates_archives_merges(sandbox: HubSpotSandb
     assert rows(store, "contacts", ("account_id", "lifecycle_stage"), f"id = '{new_id}'") == [
         {"account_id": str(survivor), "lifecycle_stage": "lead"}  # the merge moved its association to the survivor
     ]
-    assert rows(store, "opportunities", ("name", "amount"), "id = '18000000003'") == [{"name": "Renamed deal", "amount": 1234.5}]
+    assert rows(store, "opportunities", ("name", "amount"), "id = '18000000003'") == [
+        {"name": "Renamed deal", "amount": 1234.5}
+    ]
     assert store.count("activities", "id = '60000000002' AND is_deleted = 1") == 1
     assert store.count("accounts", "id IN ('5000000001', '5000000002') AND is_deleted = 1") == 2
     assert store.count("accounts", f"id = '{survivor}' AND is_deleted = 0") == 1
     searches = sandbox.server.calls(r"/search$")
-    assert searches == len([s for s in connector.objects() if s.cursor_field])  # one search per object when little changed
+    assert searches == len(
+        [s for s in connector.objects() if s.cursor_field]
+    )  # one search per object when little changed
 
 
 def test_no_change_incremental_makes_one_search_per_object(sandbox: HubSpotSandbox, config: Config) -> None:
@@ -115,7 +188,9 @@ def test_equal_timestamps_across_page_edges(sandbox: HubSpotSandbox, config: Con
 def fast(config: Config, sandbox: HubSpotSandbox) -> Config:
     """The cap logic, not the pacing, is under test: lift the ten-second budget (search stays at its 5/s)."""
     sandbox.limits.ten_secondly = None
-    return config.model_copy(update={"connection": config.connection.model_copy(update={"requests_per_10s": 10_000, "search_per_s": 5})})
+    return config.model_copy(
+        update={"connection": config.connection.model_copy(update={"requests_per_10s": 10_000, "search_per_s": 5})}
+    )
 
 
 def test_modified_window_over_the_10000_cap(sandbox: HubSpotSandbox, config: Config) -> None:
@@ -123,8 +198,11 @@ def test_modified_window_over_the_10000_cap(sandbox: HubSpotSandbox, config: Con
     connector = HubSpotConnector(fast(config, sandbox))
     base = int(time.time() * 1000) - 7_200_000
     n = 10_250
-    ids = sandbox.bulk_add("notes", [{"hs_note_body": f"n{i}", "hs_timestamp": "2026-01-01T00:00:00.000Z"} for i in range(n)],
-                           [base + i // 3 for i in range(n)])  # three notes per millisecond
+    ids = sandbox.bulk_add(
+        "notes",
+        [{"hs_note_body": f"n{i}", "hs_timestamp": "2026-01-01T00:00:00.000Z"} for i in range(n)],
+        [base + i // 3 for i in range(n)],
+    )  # three notes per millisecond
     store.set_cursor("hubspot", "notes", "2000-01-01T00:00:00.000Z")
     sandbox.server.reset_log()
     drive(connector, store, objects=["notes"])

@@ -34,7 +34,9 @@ def test_provisioning_is_idempotent(sandbox: HubSpotSandbox, config: Config) -> 
     assert schema is not None
     hints = {p["name"]: p.get("numberDisplayHint") for p in sandbox.portal.properties(schema["objectTypeId"])}
     assert hints["kpi_win_rate"] == "percentage"
-    assert {p["name"]: p.get("numberDisplayHint") for p in sandbox.portal.properties("companies")}["kpi_clv"] == "currency"
+    assert {p["name"]: p.get("numberDisplayHint") for p in sandbox.portal.properties("companies")}[
+        "kpi_clv"
+    ] == "currency"
 
 
 def test_portal_without_custom_objects_says_so(sandbox: HubSpotSandbox, config: Config) -> None:
@@ -81,7 +83,11 @@ def test_scorecard_records_are_upserted_and_owned_by_the_rep(sandbox: HubSpotSan
         assert all(r.ok for r in results)
     assert sandbox.portal.count(obj) == 1
     record = sandbox.read(obj, 1)
-    assert record["hubspot_owner_id"] == "72000002" and record["kpi_win_rate"] == "0.5" and record["kpi_period"] == "2026-11"
+    assert (
+        record["hubspot_owner_id"] == "72000002"
+        and record["kpi_win_rate"] == "0.5"
+        and record["kpi_period"] == "2026-11"
+    )
 
 
 def test_our_own_writes_are_not_restored_but_others_changes_are(sandbox: HubSpotSandbox, config: Config) -> None:

@@ -18,10 +18,14 @@ pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures n
 
 
 def client(sb: HubSpotSandbox, token: str | None = None) -> hubspot.Client:
-    return hubspot.Client.create(access_token=token or sb.info["access_token"], host=sb.url, ssl_ca_cert=sb.info["ca_bundle"])
+    return hubspot.Client.create(
+        access_token=token or sb.info["access_token"], host=sb.url, ssl_ca_cert=sb.info["ca_bundle"]
+    )
 
 
-def raw(sb: HubSpotSandbox, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, dict[str, Any], Any]:
+def raw(
+    sb: HubSpotSandbox, method: str, path: str, body: Any = None, token: str | None = None
+) -> tuple[int, dict[str, Any], Any]:
     pool = urllib3.PoolManager(ca_certs=sb.info["ca_bundle"])
     headers = {"Authorization": f"Bearer {token or sb.info['access_token']}", "Content-Type": "application/json"}
     r = pool.request(method, sb.url + path, body=json.dumps(body) if body is not None else None, headers=headers)
@@ -54,8 +58,14 @@ OPTIONAL = {"results[].url", "results[].archivedAt", "paging", "paging.next", "p
 @pytest.mark.parametrize(
     ("fixture_name", "path"),
     [
-        ("contacts_page.json", "/crm/v3/objects/contacts?limit=2&properties=email&propertiesWithHistory=lifecyclestage&associations=companies"),
-        ("deals_page_with_history.json", "/crm/v3/objects/deals?limit=2&propertiesWithHistory=dealstage&associations=contacts,companies"),
+        (
+            "contacts_page.json",
+            "/crm/v3/objects/contacts?limit=2&properties=email&propertiesWithHistory=lifecyclestage&associations=companies",
+        ),
+        (
+            "deals_page_with_history.json",
+            "/crm/v3/objects/deals?limit=2&propertiesWithHistory=dealstage&associations=contacts,companies",
+        ),
         ("calls_page.json", "/crm/v3/objects/calls?limit=2&properties=hs_call_duration&associations=contacts"),
         ("tickets_page.json", "/crm/v3/objects/tickets?limit=2&properties=subject"),
         ("owners_page.json", "/crm/v3/owners/?limit=2"),
@@ -73,8 +83,12 @@ def test_response_key_structure_matches_fixtures(sandbox: HubSpotSandbox, fixtur
 
 
 def test_search_shape_cap_and_no_rate_headers(sandbox: HubSpotSandbox) -> None:
-    body = {"filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "0"}]}],
-            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}], "limit": 2, "properties": ["dealname"]}
+    body = {
+        "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "0"}]}],
+        "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+        "limit": 2,
+        "properties": ["dealname"],
+    }
     status, headers, found = raw(sandbox, "POST", "/crm/v3/objects/deals/search", body)
     assert status == 200 and found["total"] == 10 and found["paging"]["next"]["after"] == "2"
     assert shape(fixture("deals_search_page.json")) - shape(found) == set()
@@ -87,7 +101,9 @@ def test_search_shape_cap_and_no_rate_headers(sandbox: HubSpotSandbox) -> None:
 
 def test_real_client_models_and_repeated_parameters(sandbox: HubSpotSandbox) -> None:
     api = client(sandbox)
-    page = api.crm.contacts.basic_api.get_page(limit=3, properties=["email", "lifecyclestage"], associations=["companies"], archived=False)
+    page = api.crm.contacts.basic_api.get_page(
+        limit=3, properties=["email", "lifecyclestage"], associations=["companies"], archived=False
+    )
     assert len(page.results) == 3 and page.paging.next.after
     assert all(isinstance(v, str) or v is None for v in page.results[0].properties.values())
     everything = api.crm.deals.get_all(properties=["amount"])  # the naive path the benchmark compares with
@@ -104,7 +120,9 @@ def test_batch_update_200_207_400(sandbox: HubSpotSandbox) -> None:
     from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
 
     def update(*inputs: tuple[str, dict[str, str]]) -> Any:
-        body = BatchInputSimplePublicObjectBatchInput(inputs=[SimplePublicObjectBatchInput(id=i, properties=p) for i, p in inputs])
+        body = BatchInputSimplePublicObjectBatchInput(
+            inputs=[SimplePublicObjectBatchInput(id=i, properties=p) for i, p in inputs]
+        )
         return api.crm.objects.batch_api.update("contacts", body)
 
     ok = update(("1001", {"nps_score": "9"}))
@@ -123,8 +141,17 @@ def test_merged_ids_resolve_to_the_survivor(sandbox: HubSpotSandbox) -> None:
     status, _, body = raw(sandbox, "GET", "/crm/v3/objects/contacts/1002?properties=hs_calculated_merged_vids")
     assert status == 200 and body["id"] == str(survivor)
     assert body["properties"]["hs_calculated_merged_vids"].startswith("1001:")
-    status, _, read = raw(sandbox, "POST", "/crm/v3/objects/contacts/batch/read", {"inputs": [{"id": "1001"}, {"id": "424242"}], "properties": []})
-    assert status == 207 and read["results"][0]["id"] == str(survivor) and read["errors"][0]["context"]["ids"] == ["424242"]
+    status, _, read = raw(
+        sandbox,
+        "POST",
+        "/crm/v3/objects/contacts/batch/read",
+        {"inputs": [{"id": "1001"}, {"id": "424242"}], "properties": []},
+    )
+    assert (
+        status == 207
+        and read["results"][0]["id"] == str(survivor)
+        and read["errors"][0]["context"]["ids"] == ["424242"]
+    )
 
 
 def test_rate_limit_enforced_with_real_429_bodies(sandbox: HubSpotSandbox) -> None:
@@ -138,7 +165,10 @@ def test_rate_limit_enforced_with_real_429_bodies(sandbox: HubSpotSandbox) -> No
     search = {"filterGroups": [], "limit": 1}
     assert raw(sandbox, "POST", "/crm/v3/objects/deals/search", search)[0] == 200
     status, _, body = raw(sandbox, "POST", "/crm/v3/objects/deals/search", search)
-    assert status == 429 and body == {**fixture("error_429_search_secondly.json"), "correlationId": body["correlationId"]}
+    assert status == 429 and body == {
+        **fixture("error_429_search_secondly.json"),
+        "correlationId": body["correlationId"],
+    }
 
 
 def test_auth_private_app_and_oauth_refresh(sandbox: HubSpotSandbox) -> None:
@@ -146,10 +176,19 @@ def test_auth_private_app_and_oauth_refresh(sandbox: HubSpotSandbox) -> None:
     assert status == 401 and body["category"] == "INVALID_AUTHENTICATION"
     tokens = client(sandbox).oauth.tokens_api
     with pytest.raises(hubspot.oauth.ApiException) as dead:
-        tokens.create(grant_type="refresh_token", client_id=OAUTH_CLIENT_ID, client_secret=sandbox.client_secret, refresh_token="nope")
+        tokens.create(
+            grant_type="refresh_token",
+            client_id=OAUTH_CLIENT_ID,
+            client_secret=sandbox.client_secret,
+            refresh_token="nope",
+        )
     assert json.loads(dead.value.body)["status"] == "BAD_REFRESH_TOKEN"
-    fresh = tokens.create(grant_type="refresh_token", client_id=OAUTH_CLIENT_ID, client_secret=sandbox.client_secret,
-                          refresh_token=sandbox.refresh_token)
+    fresh = tokens.create(
+        grant_type="refresh_token",
+        client_id=OAUTH_CLIENT_ID,
+        client_secret=sandbox.client_secret,
+        refresh_token=sandbox.refresh_token,
+    )
     assert fresh.expires_in == 1800
     assert raw(sandbox, "GET", "/crm/v3/objects/contacts?limit=1", token=fresh.access_token)[0] == 200
     sandbox.expire_tokens()
@@ -168,8 +207,12 @@ def test_properties_groups_and_schemas(sandbox: HubSpotSandbox) -> None:
     status, _, created = raw(sandbox, "POST", "/crm/v3/properties/deals", prop)
     assert status == 201 and shape(fixture("property_create_201.json")) <= shape(created) | {"hubspotDefined"}
     assert raw(sandbox, "POST", "/crm/v3/properties/deals", prop)[0] == 409
-    schema = {"name": "sales_kpi_scorecard", "labels": {"singular": "S", "plural": "Ss"}, "primaryDisplayProperty": "k",
-              "properties": [{"name": "k", "label": "K", "type": "string", "fieldType": "text", "hasUniqueValue": True}]}
+    schema = {
+        "name": "sales_kpi_scorecard",
+        "labels": {"singular": "S", "plural": "Ss"},
+        "primaryDisplayProperty": "k",
+        "properties": [{"name": "k", "label": "K", "type": "string", "fieldType": "text", "hasUniqueValue": True}],
+    }
     status, _, made = raw(sandbox, "POST", "/crm-object-schemas/v3/schemas", schema)
     assert status == 201 and made["objectTypeId"].startswith("2-")
     upsert = {"inputs": [{"idProperty": "k", "id": "72000001:2026-11", "properties": {"hubspot_owner_id": "72000001"}}]}
