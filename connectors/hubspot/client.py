@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import hubspot
 import urllib3
@@ -75,18 +75,33 @@ class SlidingWindow:
 
 
 class Apis:
-    """The generated API objects of one token, built once."""
+    """The generated API objects of one token, each built on first use and kept (importing every
+    sub-package up front costs about a second)."""
+
+    _PATHS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "objects": ("crm", "objects", "basic_api"),
+        "batch": ("crm", "objects", "batch_api"),
+        "search": ("crm", "objects", "search_api"),
+        "owners": ("crm", "owners", "owners_api"),
+        "pipelines": ("crm", "pipelines", "pipelines_api"),
+        "properties": ("crm", "properties", "core_api"),
+        "groups": ("crm", "properties", "groups_api"),
+        "schemas": ("crm", "schemas", "core_api"),
+        "associations": ("crm", "associations", "v4", "batch_api"),
+    }
 
     def __init__(self, client: hubspot.Client) -> None:
-        self.objects = client.crm.objects.basic_api
-        self.batch = client.crm.objects.batch_api
-        self.search = client.crm.objects.search_api
-        self.owners = client.crm.owners.owners_api
-        self.pipelines = client.crm.pipelines.pipelines_api
-        self.properties = client.crm.properties.core_api
-        self.groups = client.crm.properties.groups_api
-        self.schemas = client.crm.schemas.core_api
-        self.associations = client.crm.associations.v4.batch_api
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        path = self._PATHS.get(name)
+        if path is None:
+            raise AttributeError(name)
+        api: Any = self._client
+        for part in path:
+            api = getattr(api, part)
+        setattr(self, name, api)
+        return api
 
 
 class HubSpotClient:

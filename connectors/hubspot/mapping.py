@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from kpisync.config import Mapping, ValueMap
@@ -121,11 +122,28 @@ def ms(value: Any) -> int | None:
     from kpisync.timestamps import parse_ts
 
     text = str(value)
-    return int(text) if text.isdigit() else int(round(parse_ts(text).timestamp() * 1000))
+    return int(text) if text.isdigit() else round(parse_ts(text).timestamp() * 1000)
 
 
 def _float(value: Any) -> float | None:
     return None if value in (None, "") else float(value)
+
+
+class Lookup:
+    """A ValueMap with its exact-match table precomputed: lookups run once per record."""
+
+    def __init__(self, vmap: ValueMap) -> None:
+        self.field = vmap.field
+        self._vmap = vmap
+        self._exact = {k.strip().lower(): v for k, v in vmap.values.items()} if vmap.match == "exact" else None
+        self._default = vmap.default
+
+    def lookup(self, raw: Any) -> str | None:
+        if self._exact is None:
+            return self._vmap.lookup(raw)
+        if raw is None or raw == "":
+            return self._default
+        return self._exact.get(str(raw).strip().lower(), self._default)
 
 
 @dataclass
@@ -146,17 +164,29 @@ class Context:
     lifecycle_stage_ids: list[str] = field(default_factory=lambda: list(DEFAULT_LIFECYCLE))
     synced_at: str = ""
 
-    @property
+    @cached_property
     def lifecycle(self) -> dict[str, str]:
         return {**DEFAULT_LIFECYCLE, **self.mapping.lifecycle_stages}
 
-    @property
-    def channel(self) -> ValueMap:
-        return self.mapping.channel or DEFAULT_CHANNEL
+    @cached_property
+    def channel(self) -> Lookup:
+        return Lookup(self.mapping.channel or DEFAULT_CHANNEL)
 
-    @property
-    def outcome_rules(self) -> list[ValueMap]:
-        return [*self.mapping.activity_outcome, *DEFAULT_OUTCOMES]
+    @cached_property
+    def outcome_rules(self) -> list[Lookup]:
+        return [Lookup(v) for v in (*self.mapping.activity_outcome, *DEFAULT_OUTCOMES)]
+
+    @cached_property
+    def maps(self) -> dict[str, Lookup | None]:
+        m = self.mapping
+        return {
+            "region": Lookup(m.region) if m.region else None,
+            "deal_type": Lookup(m.deal_type or DEFAULT_DEAL_TYPE),
+            "activity_type": Lookup(m.activity_type) if m.activity_type else None,
+            "activity_direction": Lookup(m.activity_direction) if m.activity_direction else None,
+            "role": Lookup(m.role or DEFAULT_ROLE),
+            "user_region": Lookup(m.user_region) if m.user_region else None,
+        }
 
     def mapped_fields(self) -> set[str]:
         m = self.mapping
@@ -177,7 +207,7 @@ def first(record: dict[str, Any], to_type: str) -> str | None:
 
 
 def _region(ctx: Context, props: dict[str, Any]) -> str | None:
-    vmap = ctx.mapping.region
+    vmap = ctx.maps["region"]
     return vmap.lookup(props.get(vmap.field)) if vmap else None
 
 
@@ -257,7 +287,8 @@ def map_deal(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
     stage = ctx.deal_stages.get(p.get("dealstage") or "")
     is_closed = stage.is_closed if stage and stage.is_closed is not None else p.get("hs_is_closed") == "true"
     is_won = stage.is_won if stage and stage.is_won is not None else p.get("hs_is_closed_won") == "true"
-    deal_type = ctx.mapping.deal_type or DEFAULT_DEAL_TYPE
+    deal_type = ctx.maps["deal_type"]
+    assert deal_type is not None
     price = ctx.mapping.competitor_price_field
     row = {
         "id": rid,
@@ -301,17 +332,17 @@ def _outcome(ctx: Context, p: dict[str, Any]) -> str | None:
 
 def map_engagement(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
     p = record["properties"]
-    m = ctx.mapping
     kind = ENGAGEMENT_TYPE[object_type]
-    if m.activity_type is not None and p.get(m.activity_type.field) not in (None, ""):
-        kind = m.activity_type.lookup(p.get(m.activity_type.field)) or kind
+    type_map, direction_map = ctx.maps["activity_type"], ctx.maps["activity_direction"]
+    if type_map is not None and p.get(type_map.field) not in (None, ""):
+        kind = type_map.lookup(p.get(type_map.field)) or kind
     direction = {
         "calls": CALL_DIRECTION.get(p.get("hs_call_direction") or ""),
         "emails": EMAIL_DIRECTION.get(p.get("hs_email_direction") or ""),
         "meetings": "outbound",
     }.get(object_type)
-    if m.activity_direction is not None and p.get(m.activity_direction.field) not in (None, ""):
-        direction = m.activity_direction.lookup(p.get(m.activity_direction.field)) or direction
+    if direction_map is not None and p.get(direction_map.field) not in (None, ""):
+        direction = direction_map.lookup(p.get(direction_map.field)) or direction
     occurred = p.get("hs_timestamp")
     duration = None
     if object_type == "calls" and p.get("hs_call_duration") not in (None, ""):
@@ -367,8 +398,9 @@ def map_owner(owner: dict[str, Any], ctx: Context, object_type: str) -> Rows:
     primary = next((t for t in teams if t.get("primary")), teams[0] if teams else None)
     fields = {**owner, "team": primary.get("name") if primary else None}
     team = fields.get(ctx.mapping.team_field) if ctx.mapping.team_field else fields["team"]
-    role_map = ctx.mapping.role or DEFAULT_ROLE
-    region = ctx.mapping.user_region
+    role_map = ctx.maps["role"]
+    region = ctx.maps["user_region"]
+    assert role_map is not None
     name = " ".join(x for x in (owner.get("firstName"), owner.get("lastName")) if x) or owner.get("email")
     row = {
         "id": str(owner["id"]),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from kpisync.connectors.base import ObjectSpec, Page, Quarantined
@@ -94,12 +95,13 @@ class Puller:
     def _listing(
         self, *, archived: bool, properties: list[str], associations: list[str]
     ) -> Iterator[list[dict[str, Any]]]:
-        after: str | None = None
-        seen: set[str] = set()
-        while True:
-            data = self.c.client.json(
+        """List pages in `after` order. The next page is fetched while the caller maps and stores this
+        one (one request in flight at a time, so pacing and paging order are unchanged)."""
+
+        def fetch(after: str | None) -> dict[str, Any]:
+            return self.c.client.json(  # type: ignore[no-any-return]
                 f"list {self.name}",
-                lambda a, kw, after=after: a.objects.get_page(
+                lambda a, kw: a.objects.get_page(
                     self.name,
                     limit=LIST_LIMIT,
                     after=after,
@@ -109,13 +111,21 @@ class Puller:
                     **kw,
                 ),
             )
-            yield data.get("results") or []
-            after = ((data.get("paging") or {}).get("next") or {}).get("after")
-            if not after:
-                return
-            if after in seen:  # a paginator that repeats itself would loop forever
-                raise RunError(f"HubSpot list {self.name}: paging token {after!r} returned twice")
-            seen.add(after)
+
+        seen: set[str] = set()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hubspot-{self.name}") as ahead:
+            pending: Future[dict[str, Any]] = ahead.submit(fetch, None)
+            while True:
+                data = pending.result()
+                after = ((data.get("paging") or {}).get("next") or {}).get("after")
+                if after:
+                    if after in seen:  # a paginator that repeats itself would loop forever
+                        raise RunError(f"HubSpot list {self.name}: paging token {after!r} returned twice")
+                    seen.add(after)
+                    pending = ahead.submit(fetch, after)
+                yield data.get("results") or []
+                if not after:
+                    return
 
     def archived(self) -> Iterator[Page]:
         """Archived (deleted) records → deletion markers (§5.5: search cannot see them)."""

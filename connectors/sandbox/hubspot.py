@@ -18,73 +18,25 @@ Tests steer it through hooks (`add`, `change`, `merge`, `archive`,
 
 from __future__ import annotations
 
-import collections
 import json
 import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import yaml
-
-from kpisync.connectors.sandbox.hubspot_catalog import DEFAULT_CALL_OUTCOMES, property_object
+from kpisync.connectors.sandbox.hubspot_catalog import property_object
+from kpisync.connectors.sandbox.hubspot_limits import RateLimits
 from kpisync.connectors.sandbox.hubspot_portal import Portal, PortalError, error_body, ms_to_iso, now_ms
 from kpisync.connectors.sandbox.hubspot_routes import CrmRoutes
+from kpisync.connectors.sandbox.hubspot_setup import mapping_for, write_config
 from kpisync.connectors.sandbox.hubspot_translate import translate
 from kpisync.connectors.sandbox.server import Request, Response, Router, SandboxServer
 
 OAUTH_CLIENT_ID = "kpisync-sandbox-client"
 PORTAL_ID = 20260001
-
-
-@dataclass
-class RateLimits:
-    """The sandbox's enforcement of HubSpot's limits (§10); None switches one off."""
-
-    ten_secondly: int | None = 100  # Free/Starter private app
-    search_per_s: int | None = 5
-    daily: int = 250_000
-    _window: collections.deque[float] = field(default_factory=collections.deque)
-    _search: collections.deque[float] = field(default_factory=collections.deque)
-    daily_used: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def take(self, is_search: bool) -> str | None:
-        """Count one call; the policy name it breaks, if any."""
-        now = time.monotonic()
-        with self.lock:
-            if self.daily_used >= self.daily:
-                return "DAILY"
-            if is_search and self.search_per_s is not None:
-                while self._search and now - self._search[0] >= 1.0:
-                    self._search.popleft()
-                if len(self._search) >= self.search_per_s:
-                    return "SECONDLY"
-                self._search.append(now)
-            if self.ten_secondly is not None:
-                while self._window and now - self._window[0] >= 10.0:
-                    self._window.popleft()
-                if len(self._window) >= self.ten_secondly:
-                    return "TEN_SECONDLY_ROLLING"
-                self._window.append(now)
-            self.daily_used += 1
-            return None
-
-    def headers(self) -> dict[str, str]:
-        with self.lock:
-            limit = self.ten_secondly or 100_000
-            remaining = max(limit - len(self._window), 0)
-            return {
-                "X-HubSpot-RateLimit-Max": str(limit),
-                "X-HubSpot-RateLimit-Remaining": str(remaining),
-                "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
-                "X-HubSpot-RateLimit-Daily": str(self.daily),
-                "X-HubSpot-RateLimit-Daily-Remaining": str(max(self.daily - self.daily_used, 0)),
-            }
 
 
 _LIMIT_MESSAGES = {"TEN_SECONDLY_ROLLING": "ten_secondly_rolling", "SECONDLY": "secondly", "DAILY": "daily"}
@@ -426,77 +378,6 @@ SCOPES = {
     "crm.objects.custom.write",
     "crm.schemas.custom.write",
 }
-
-
-def mapping_for(store_conn: Any) -> dict[str, Any]:
-    """The YAML `mapping:` that tells kpisync about the sandbox portal's custom properties."""
-
-    def pairs(sql: str) -> dict[str, str]:
-        counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-        for raw, canonical in store_conn.execute(sql):
-            if raw is not None and canonical is not None:
-                counts[str(raw)][str(canonical)] += 1
-        return {raw: c.most_common(1)[0][0] for raw, c in sorted(counts.items())}
-
-    from kpisync.connectors.sandbox.hubspot_catalog import call_disposition
-
-    outcomes = (
-        "connected",
-        "no_answer",
-        "positive",
-        "negative",
-        "replied",
-        "booked",
-        "completed",
-        "no_show",
-        "canceled",
-    )
-    mapping: dict[str, Any] = {
-        "churn_date_field": "churn_date",
-        "nps_field": "nps_score",
-        "competitor_price_field": "competitor_price",
-        "activity_type": {"field": "hs_activity_type", "values": {"visit": "visit", "other": "other"}},
-        "activity_outcome": [
-            {
-                "field": "hs_call_disposition",
-                "values": {
-                    call_disposition(o): o for o in outcomes if call_disposition(o) not in DEFAULT_CALL_OUTCOMES
-                },
-            },
-            {"field": "sales_outcome", "values": {o: o for o in outcomes}},
-        ],
-    }
-    channel = pairs(
-        "SELECT lead_source, channel FROM contacts UNION ALL SELECT lead_source, channel FROM opportunities"
-    )
-    if channel:
-        mapping["channel"] = {"field": "lead_source", "values": channel}
-    region = pairs("SELECT region, region FROM accounts UNION ALL SELECT region, region FROM contacts")
-    if region:
-        mapping["region"] = {"field": "sales_region", "values": region}
-    role = pairs("SELECT team, role FROM users")
-    if role:
-        mapping["role"] = {"field": "team", "values": role, "default": "other"}
-    user_region = pairs("SELECT team, region FROM users")
-    if user_region:
-        mapping["user_region"] = {"field": "team", "values": user_region}
-    return mapping
-
-
-def write_config(sandbox: HubSpotSandbox, mapping: dict[str, Any]) -> Path:
-    config: dict[str, Any] = {
-        "crm": "hubspot",
-        "name": "hubspot-sandbox",
-        "store": "hubspot-sandbox.db",
-        # the token is a sandbox secret in a 0600 file beside this YAML, referenced rather than inlined
-        "auth": {"method": "private_app", "access_token": "${file:hubspot.token}"},
-        "connection": {"base_url": sandbox.url},
-        "mapping": mapping,
-    }
-    if sandbox.server.ca_bundle:
-        config["connection"]["ca_bundle"] = str(sandbox.server.ca_bundle.relative_to(sandbox.data_dir))
-    sandbox.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return sandbox.config_path
 
 
 def start(

@@ -5,6 +5,7 @@ canonical org built here by hand (deterministic, every mapped value covered)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ STAGES = ("Prospecting", "Qualification", "Proposal/Price Quote", "Closed Won", 
 
 
 def _ts(day: int, hour: int = 9, minute: int = 0) -> str:
-    return f"2026-{1 + day // 28:02d}-{1 + day % 28:02d}T{hour:02d}:{minute:02d}:00Z"
+    moment = datetime(2026, 1, 1, hour, minute, tzinfo=UTC) + timedelta(days=day % 320)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def canonical_rows(n_contacts: int = 24, n_activities: int = 90) -> dict[str, list[dict[str, Any]]]:
+def canonical_rows(n_contacts: int = 24, n_activities: int = 90, n_opps: int = 10) -> dict[str, list[dict[str, Any]]]:
     users = [
         {
             "id": f"u{i:04d}",
@@ -93,7 +95,7 @@ def canonical_rows(n_contacts: int = 24, n_activities: int = 90) -> dict[str, li
                 }
             )
     opps, history = [], []
-    for i in range(1, 11):
+    for i in range(1, n_opps + 1):
         final = STAGES[i % 5]
         closed, won = final.startswith("Closed"), final == "Closed Won"
         source, channel = sources[i % 4]
@@ -157,7 +159,7 @@ def canonical_rows(n_contacts: int = 24, n_activities: int = 90) -> dict[str, li
                 "owner_id": users[i % 5]["id"],
                 "contact_id": f"con{1 + i % n_contacts:06d}",
                 "account_id": accounts[i % 6]["id"],
-                "opportunity_id": f"opp{1 + i % 10:06d}" if i % 3 == 0 else None,
+                "opportunity_id": f"opp{1 + i % n_opps:06d}" if i % 3 == 0 else None,
                 "occurred_at": _ts(i % 60, 14, i % 60),
                 "created_at": _ts(i % 60, 15, i % 60),
                 "duration_s": (60 * (i % 7) if kind in ("call", "meeting", "visit") else None),
