@@ -36,6 +36,7 @@ SEARCH_CAP = 10_000
 SEARCH_LIMIT = 200
 LIST_LIMIT = 100
 OVERLAP_MS = 60_000  # search lags writes by seconds, reportedly up to ~30 s (§4)
+STORE_BATCH = 1_000  # list records per Page of a full pull
 
 
 def iso_ms(stamp: int) -> str:
@@ -87,8 +88,14 @@ class Puller:
         started = int(time.time() * 1000) - OVERLAP_MS
         props = self.c.properties_for(self.spec)
         assoc = list(self.opts.get("associations") or ())
+        batch: list[dict[str, Any]] = []
         for records in self._listing(archived=False, properties=props, associations=assoc):
-            yield self.page(records, None)
+            batch.extend(records)
+            if len(batch) >= STORE_BATCH:  # fewer, larger store transactions; the cursor moves at the end anyway
+                yield self.page(batch, None)
+                batch = []
+        if batch:
+            yield self.page(batch, None)
         yield from self.archived()
         yield Page({}, cursor=iso_ms(started))
 
