@@ -188,22 +188,37 @@ class Context:
             "user_region": Lookup(m.user_region) if m.user_region else None,
         }
 
-    def mapped_fields(self) -> set[str]:
+    def mapped_fields(self, mapper: str | None = None) -> set[str]:
+        """Properties the `mapping:` reads — for one mapper's object, or for all (doctor)."""
         m = self.mapping
-        names = {self.channel.field}
-        for vmap in (m.region, m.deal_type, m.activity_type, m.activity_direction):
-            if vmap is not None:
-                names.add(vmap.field)
-        names.update(rule.field for rule in m.activity_outcome)
-        names.update(f for f in (m.churn_date_field, m.nps_field, m.competitor_price_field) if f)
-        return names
+        per_mapper: dict[str, list[str | None]] = {
+            "company": [m.region and m.region.field, m.churn_date_field],
+            "contact": [self.channel.field, m.region and m.region.field, m.nps_field],
+            "deal": [
+                self.channel.field,
+                m.region and m.region.field,
+                (m.deal_type or DEFAULT_DEAL_TYPE).field,
+                m.competitor_price_field,
+            ],
+            "engagement": [
+                m.activity_type and m.activity_type.field,
+                m.activity_direction and m.activity_direction.field,
+                *(rule.field for rule in m.activity_outcome),
+            ],
+        }
+        chosen = per_mapper.values() if mapper is None else [per_mapper.get(mapper, [])]
+        return {f for fields in chosen for f in fields if f}
 
 
 def first(record: dict[str, Any], to_type: str) -> str | None:
     """The lowest associated id of a type: deterministic whichever endpoint (list inline, v4) supplied the links."""
-    links = (record.get("associations") or {}).get(to_type) or {}
-    ids = [str(r["id"]) for r in links.get("results") or []]
-    return min(ids, key=lambda i: (len(i), i)) if ids else None
+    links = record.get("associations")
+    results = (links.get(to_type) or {}).get("results") if links else None
+    if not results:
+        return None
+    if len(results) == 1:
+        return str(results[0]["id"])
+    return min((str(r["id"]) for r in results), key=lambda i: (len(i), i))
 
 
 def _region(ctx: Context, props: dict[str, Any]) -> str | None:
@@ -211,14 +226,21 @@ def _region(ctx: Context, props: dict[str, Any]) -> str | None:
     return vmap.lookup(props.get(vmap.field)) if vmap else None
 
 
+_RAW = json.JSONEncoder(
+    separators=(",", ":"), check_circular=False
+).encode  # built once: json.dumps(..., separators) is not
+
+
 def _base(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"is_deleted": 0, "raw": json.dumps(record, separators=(",", ":")), "synced_at": ctx.synced_at}
+    return {"is_deleted": 0, "raw": _RAW(record), "synced_at": ctx.synced_at}
 
 
 def merged_ids(record: dict[str, Any]) -> list[str]:
     """Ids merged into this record (§5.6): contacts `id:ms;…`, others `id;id`."""
     props = record.get("properties") or {}
-    raw = props.get("hs_calculated_merged_vids") or props.get("hs_merged_object_ids") or ""
+    raw = props.get("hs_calculated_merged_vids") or props.get("hs_merged_object_ids")
+    if not raw:
+        return []
     ids = [part.split(":")[0].strip() for part in str(raw).split(";") if part.strip()]
     return [i for i in ids if i and i != str(record.get("id"))]
 
