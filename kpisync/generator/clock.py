@@ -41,11 +41,9 @@ def day_text(day: int) -> str:
 
 def stamp(t: int) -> str:
     """Canonical `YYYY-MM-DDTHH:MM:SSZ` of epoch second `t`."""
-    day, second = divmod(t, DAY)
-    text = _day_cache.get(day)
-    if text is None:
-        text = day_text(day)
-    return text + _TIMES_OF_DAY[second]
+    day = t // DAY
+    text = _day_cache.get(day) or day_text(day)
+    return text + _TIMES_OF_DAY[t - day * DAY]
 
 
 def stamp_or_none(t: int | None) -> str | None:

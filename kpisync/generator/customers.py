@@ -158,7 +158,7 @@ def _customer_life(w: World, account: Account, effort: float) -> None:
     assert since is not None
     am = account.owner_id
     active_from = max(since, w.start)
-    for _ in range(int(rng.random() * 2.2)):
+    for _ in range(int(rng.random() * 3)):
         created = since + int(rng.random() * max(DAY, w.now - since))
         contact_id = _customer_contact(w, account, created, am, "customer")
         w.lifecycle(contact_id, "customer", created, "company_lifecycle")
@@ -202,7 +202,7 @@ def _renewals(w: World, account: Account, am: str) -> int | None:
                 cycle_days=0,
                 channel=None,
                 lead_source=None,
-                touches_per_week=0.5,
+                touches_per_week=0.35,
                 close_at=business_time(
                     anniversary - int(rng.random() * 10 * DAY), w.offset_of(am), rng
                 ),
@@ -220,8 +220,8 @@ def _renewals(w: World, account: Account, am: str) -> int | None:
 
 def _expansions(w: World, account: Account, am: str, start: int, end: int) -> None:
     rng = w.rng
-    rate = 0.45 * (0.5 + account.health) / YEAR
-    t = start + int(rng.expovariate(rate))
+    rate = 0.9 * (0.5 + account.health) / YEAR
+    t = business_time(start + int(rng.expovariate(rate)), w.offset_of(am), rng)
     while t < end:
         deal_type = "upsell" if rng.random() < 0.6 else "cross_sell"
         result = play_deal(
@@ -232,19 +232,19 @@ def _expansions(w: World, account: Account, am: str, start: int, end: int) -> No
                 contact_id=w.choice(account.contacts),
                 owner_id=am,
                 created_by_id=am,
-                created_at=business_time(t, w.offset_of(am), rng),
+                created_at=t,
                 amount=max(500.0, round(w.lognormal(0.3 * account.arr + 2_000, 0.6), -2)),
                 win_probability=0.45,
                 cycle_days=25,
                 channel="other",
                 lead_source="Existing Customer",
-                touches_per_week=1.0,
+                touches_per_week=0.6,
             ),
         )
         if result.won:
             account.arr += result.amount
             account.won_deals += 1
-        t += int(rng.expovariate(rate))
+        t = business_time(t + int(rng.expovariate(rate)), w.offset_of(am), rng)
 
 
 def _engagement(w: World, account: Account, am: str, start: int, end: int, effort: float) -> None:
@@ -252,7 +252,7 @@ def _engagement(w: World, account: Account, am: str, start: int, end: int, effor
     rng = w.rng
     offset = w.offset_of(am)
     contacts = account.contacts
-    mean_gap = 70 * DAY / effort
+    mean_gap = 110 * DAY / effort
     t = business_time(start + int(rng.expovariate(1.0) * mean_gap), offset, rng)
     while t < end:
         kind = AM_TOUCHES.pick(rng)

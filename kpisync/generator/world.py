@@ -24,6 +24,7 @@ from kpisync.generator import vocabulary as vocab
 from kpisync.generator.clock import DAY, day_text, stamp
 from kpisync.store import Store
 
+_to_json = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
 # Share of rows in each record table flagged `is_deleted = 1`.
 DELETED_SHARE = 0.003
 
@@ -142,6 +143,7 @@ class World:
         self.out = self.sink.rows
         self._ids: dict[str, tuple[Iterator[int], str]] = {}
         self._random = rng.random
+        self._activity_numbers = itertools.count(1)
         # users
         self.user_team: dict[str, str] = {}
         self.user_region: dict[str, str] = {}
@@ -178,6 +180,9 @@ class World:
         if sequence is None:
             sequence = self._ids[prefix] = (itertools.count(1), f"{prefix}%0{width}d")
         return sequence[1] % next(sequence[0])
+
+    def activity_id(self) -> str:
+        return f"act{next(self._activity_numbers):07d}"
 
     def choice(self, items: Sequence[Any]) -> Any:
         """`random.choice`, without its overhead (called millions of times)."""
@@ -273,7 +278,7 @@ class World:
     def tail(self, raw: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
             "is_deleted": self.deleted(),
-            "raw": json.dumps(raw, sort_keys=True) if raw else None,
+            "raw": _to_json(raw) if raw else None,
             "synced_at": self.synced_at,
         }
 
@@ -394,7 +399,7 @@ class Thread:
             created_at = booked_at  # a meeting is created when it is booked
         w.out["activities"].append(
             {
-                "id": w.new_id("act"),
+                "id": w.activity_id(),
                 "type": kind,
                 "direction": direction,
                 "owner_id": self.owner_id,
