@@ -58,7 +58,6 @@ class OrgSize:
     people: int
     target_accounts: int  # prospect accounts that outbound works on
     installed_accounts: int  # customers since before the window
-    effort: float = 1.0  # scales cadence lengths and account-manager touch frequency
 
     @property
     def reps(self) -> int:
@@ -128,8 +127,8 @@ def build_org(
     with bulk_load(store, GENERATED_TABLES):
         org.add_users(world, spec.teams, spec.line_up)
         customers.seed_accounts(world, spec.target_accounts, spec.installed_accounts)
-        funnel.run_funnel(world, spec.people, spec.effort)
-        customers.run_customers(world, spec.effort)
+        funnel.run_funnel(world, spec.people)
+        customers.run_customers(world)
         customers.write_accounts(world)
         org.add_quotas(world)
         org.add_spend(world)

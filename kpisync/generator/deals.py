@@ -59,7 +59,7 @@ def play_deal(w: World, plan: DealPlan) -> DealResult:
     stages = vocab.OPEN_STAGES if plan.deal_type == "new_business" else vocab.SHORT_STAGES
     won = rng.random() < plan.win_probability
     if plan.close_at is not None:
-        close = plan.close_at
+        close = max(plan.close_at, plan.created_at + DAY)
     else:
         cycle = max(2.0, w.lognormal(plan.cycle_days, 0.55)) * DAY
         offset = w.offset_of(plan.owner_id)
