@@ -74,6 +74,7 @@ SIZES: dict[str, OrgSize] = {
         target_accounts=220,
         installed_accounts=200,
     ),
+    # 50 reps in 5 teams of 10: a manager, 3 SDRs, a BDR, 3 AEs and 2 AMs.
     "medium": OrgSize(
         "medium",
         _BIG_TEAMS,
@@ -109,9 +110,9 @@ def build_org(
     """Fill every canonical table of `store` with a generated sales org.
 
     Deterministic for (size, seed, now); `now` defaults to DEFAULT_NOW so that
-    tests and fixtures are reproducible. Meant for an empty store: the ids are
-    the same on every build, so a second build overwrites the first (team
-    quotas, whose key holds a NULL, are appended again).
+    tests and fixtures are reproducible. Meant for an empty store; building
+    again into the same store overwrites the rows of the first build (ids are
+    the same every time).
     """
     try:
         spec = SIZES[size]
@@ -125,6 +126,9 @@ def build_org(
     world = World(store, rng, now_t, start_t, chunk_rows=20_000)
 
     with bulk_load(store, GENERATED_TABLES):
+        # Team quotas have a NULL in their key, so an upsert cannot replace them.
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM quotas WHERE user_id IS NULL AND source = 'generator'")
         org.add_users(world, spec.teams, spec.line_up)
         customers.seed_accounts(world, spec.target_accounts, spec.installed_accounts)
         funnel.run_funnel(world, spec.people)
