@@ -46,7 +46,7 @@ CUSTOMERS = Family(
                coalesce(a.second_won_at < p."end", 0) AS repeat_won
         FROM k_accounts a JOIN k_periods p WHERE a.customer_since IS NOT NULL)
     SELECT s.id AS rec, s.period, s.owner_id AS user_id, s.team, s.region,
-           s.at_start, s.at_end, s.new, s.at_end - s.new AS retained,
+           s.at_start, s.at_end, s.new, s.at_start AND s.at_end AS retained,
            s.at_start AND s.churned_at >= s.start AND s.churned_at < s."end" AS churned,
            s.at_end AND s.repeat_won AS repeat, coalesce(r.revenue, 0) AS revenue,
            CASE WHEN s.at_end THEN coalesce(x.engaged, 0) ELSE 0 END AS engaged,
@@ -210,7 +210,10 @@ for defn in (
            compute=Ratio(CUSTOMERS, "churned", "at_start")),
     KpiDef("retention_rate", "Retention rate", "ratio", OTUR,
            "(customers at end - new_customers) / customers at start of P",
-           "002 customer retention", D, compute=Ratio(CUSTOMERS, "retained", "at_start")),
+           "002 customer retention", D, compute=Ratio(CUSTOMERS, "retained", "at_start"),
+           notes="customers at end - new_customers is taken as the customers at start who "
+           "are still customers at end, so a new account churning within P cannot make it "
+           "negative"),
     KpiDef("repeat_customer_rate", "Repeat customer rate", "ratio", OTU,
            "customers at end with >= 2 won deals closed by end / customers at end",
            "003 #4, 004", D, compute=Ratio(CUSTOMERS, "repeat", "at_end")),
