@@ -248,8 +248,7 @@ class Median(Compute):
 
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         return {
-            kp: (statistics.median(xs), None, len(xs))
-            for kp, xs in _pick(samples(ctx, self.family), grain).items()
+            kp: (statistics.median(xs), None, len(xs)) for kp, xs in _pick(samples(ctx, self.family), grain).items()
         }
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 from kpisync.kpi import live
 from kpisync.kpi.periods import ALL, Period, Segments, all_period, calendar_periods
 from kpisync.kpi.settings import KpiSettings
-
 from kpisync.timestamps import format_ts
 
 T = TypeVar("T")

@@ -21,7 +21,6 @@ from kpisync.kpi.context import Context
 from kpisync.kpi.periods import parse_as_of
 from kpisync.kpi.registry import GRAINS, KpiDef, load
 from kpisync.kpi.settings import KpiSettings
-
 from kpisync.store import Store
 from kpisync.timestamps import format_ts, utc_now
 
@@ -46,9 +45,7 @@ class ComputeResult:
     computed_at: str = ""
 
 
-def select(
-    kpis: Sequence[str] | None = None, grains: Sequence[str] | None = None
-) -> list[tuple[KpiDef, list[str]]]:
+def select(kpis: Sequence[str] | None = None, grains: Sequence[str] | None = None) -> list[tuple[KpiDef, list[str]]]:
     """The KPIs and grains a request names; ValueError for anything unknown."""
     registry = load()
     unknown = [k for k in kpis or () if k not in registry]
@@ -62,10 +59,7 @@ def select(
         defn = registry[kpi_id]
         wanted = [g for g in defn.grains if not grains or g in grains]
         if not wanted and kpis:
-            raise ValueError(
-                f"KPI {kpi_id} has no grain {', '.join(grains or ())} "
-                f"(it has {', '.join(defn.grains)})"
-            )
+            raise ValueError(f"KPI {kpi_id} has no grain {', '.join(grains or ())} (it has {', '.join(defn.grains)})")
         if wanted:
             chosen.append((defn, wanted))
     return chosen
@@ -101,9 +95,7 @@ def compute(
     with Context(store.conn, settings, moment) as ctx:
         for defn, wanted in chosen:
             assert defn.compute is not None, defn.id
-            for grain, key, period, value, num, den in defn.compute(
-                ctx, periods_wanted(ctx, defn, wanted)
-            ):
+            for grain, key, period, value, num, den in defn.compute(ctx, periods_wanted(ctx, defn, wanted)):
                 values.append(
                     dict(
                         zip(
@@ -186,8 +178,7 @@ def explain(
         wanted = periods_wanted(ctx, defn, [grain])
         if period not in wanted[grain]:
             raise ValueError(
-                f"KPI {kpi_id} at grain {grain} has no period {period!r} "
-                f"(it has {', '.join(wanted[grain])})"
+                f"KPI {kpi_id} at grain {grain} has no period {period!r} (it has {', '.join(wanted[grain])})"
             )
         assert defn.compute is not None
         row = next(

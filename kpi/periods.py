@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from kpisync.kpi.settings import KpiSettings
-
 from kpisync.timestamps import format_ts, parse_ts
 
 ALL = "all"
@@ -133,9 +132,7 @@ class Segments:
     def of(cls, periods: list[Period]) -> Segments:
         bounds = tuple(sorted({p.start for p in periods} | {p.end for p in periods}))
         members = {
-            p.label: tuple(
-                i for i in range(len(bounds) - 1) if p.start <= bounds[i] and bounds[i + 1] <= p.end
-            )
+            p.label: tuple(i for i in range(len(bounds) - 1) if p.start <= bounds[i] and bounds[i + 1] <= p.end)
             for p in periods
         }
         return cls(bounds, members)

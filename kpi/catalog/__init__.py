@@ -12,8 +12,8 @@ _NO_DATA = (
 )
 
 # 004's balanced-scorecard measures the product knowingly does not compute.
-OUT_OF_REACH: tuple[tuple[str, str, str], ...] = tuple(
-    (kpi_id, name, _NO_DATA)
+OUT_OF_REACH: list[dict[str, str]] = [
+    {"id": kpi_id, "name": name, "reason": _NO_DATA}
     for kpi_id, name in (
         ("profit", "Profit"),
         ("cost", "Cost"),
@@ -23,4 +23,4 @@ OUT_OF_REACH: tuple[tuple[str, str, str], ...] = tuple(
         ("defect_rate", "Product defect rate"),
         ("lob_efficiency", "Line-of-business efficiency"),
     )
-)
+]

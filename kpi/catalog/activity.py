@@ -107,9 +107,7 @@ CONTACT_RESPONSE = RecordSql(
     """SELECT person_id, (unixepoch(first_touch_at) - unixepoch(start_at)) / 60.0, NULL, NULL
     FROM k_first_touch"""
 )
-OPPORTUNITY_TOUCHES = RecordSql(
-    "SELECT opportunity_id, touches, NULL, NULL FROM k_opp_touches", detail=TOUCH_DETAIL
-)
+OPPORTUNITY_TOUCHES = RecordSql("SELECT opportunity_id, touches, NULL, NULL FROM k_opp_touches", detail=TOUCH_DETAIL)
 
 B = "B"
 # fmt: off

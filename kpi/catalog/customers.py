@@ -15,7 +15,6 @@ from typing import Any
 from kpisync.kpi.aggregate import ByGrain, Compute, Family, Mean, Ratio, Total
 from kpisync.kpi.context import Context
 from kpisync.kpi.registry import KpiDef, register
-
 from kpisync.timestamps import format_ts, parse_ts
 
 OTU = ("org", "team", "user")

@@ -11,7 +11,6 @@ from kpisync.kpi.aggregate import Compute, Family, Median, Ratio, RecordSql, Tot
 from kpisync.kpi.context import Context
 from kpisync.kpi.live import FUNNEL_STAGES
 from kpisync.kpi.registry import KpiDef, register
-
 from kpisync.timestamps import parse_ts
 
 GRAINS = ("org", "team", "user", "channel")
@@ -31,9 +30,7 @@ FUNNEL = Family(
     "funnel",
     f"""SELECT l.person_id AS rec, l.seg, p.owner_id AS user_id, p.team, p.channel,
            {", ".join(f"l.stage = '{s}' AS entered_{s}" for s in FUNNEL_STAGES)},
-           {
-        ", ".join(f"l.stage = '{a}' AND s.{b}_at IS NOT NULL AS {a}_to_{b}" for a, b in CONVERSIONS)
-    }
+           {", ".join(f"l.stage = '{a}' AND s.{b}_at IS NOT NULL AS {a}_to_{b}" for a, b in CONVERSIONS)}
     FROM k_lc l JOIN k_persons p ON p.id = l.person_id
     JOIN k_stages s ON s.person_id = l.person_id
     WHERE l.stage IN {FUNNEL_STAGES}""",
@@ -85,9 +82,7 @@ def spend_by_period(ctx: Context) -> dict[tuple[str, str], float]:
     def build() -> dict[tuple[str, str], float]:
         out: dict[tuple[str, str], float] = defaultdict(float)
         periods = [
-            (label, _local(p.start, ctx), _local(p.end, ctx))
-            for label, p in ctx.periods.items()
-            if label != "all"
+            (label, _local(p.start, ctx), _local(p.end, ctx)) for label, p in ctx.periods.items() if label != "all"
         ]
         rows = ctx.query(
             """SELECT channel, period_start, period_end, amount FROM main.spend

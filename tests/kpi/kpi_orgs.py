@@ -12,7 +12,6 @@ from typing import Any
 
 from kpisync.kpi.engine import compute
 from kpisync.kpi.settings import KpiSettings
-
 from kpisync.schema import TABLES
 from kpisync.store import Store
 
@@ -264,12 +263,8 @@ def build_activity(org: Org) -> None:
         created_at=t("02-06T00:00:00"),
     )
     org.act("x1", "u1", t("02-08T00:00:00"), "call", contact_id="c2", is_deleted=1)
-    org.act(
-        "f1", "u1", t("03-21T00:00:00"), "meeting", contact_id="c3", created_at=t("03-19T00:00:00")
-    )
-    org.act(
-        "f2", "u1", t("03-10T00:00:00"), "call", contact_id="c3", created_at=t("03-21T00:00:00")
-    )
+    org.act("f1", "u1", t("03-21T00:00:00"), "meeting", contact_id="c3", created_at=t("03-19T00:00:00"))
+    org.act("f2", "u1", t("03-10T00:00:00"), "call", contact_id="c3", created_at=t("03-21T00:00:00"))
     org.act("k1", "u1", t("02-09T00:00:00"), "task", contact_id="c2")
     org.opp(
         "o1",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from kpi_orgs import AS_OF, BUILDERS, Org
-from kpisync.kpi import registry
 
+from kpisync.kpi import registry
 from kpisync.store import Store
 
 HERE = Path(__file__).parent
@@ -34,9 +34,7 @@ def covered_ids() -> dict[str, set[str]]:
     out = {}
     for path in sorted(HERE.glob("test_kpi_*.py")):
         for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "COVERS" for t in node.targets
-            ):
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "COVERS" for t in node.targets):
                 out[path.name] = set(ast.literal_eval(node.value))
     return out
 
@@ -77,11 +75,7 @@ def _copy_rows(store: Store, suffix: str, shift_days: int | None) -> None:
             else:
                 exprs.append(c)
         conn.execute(f"INSERT INTO {table} SELECT {', '.join(exprs)} FROM {table}")
-    shift = (
-        f"strftime('%Y-%m-%dT%H:%M:%SZ', entered_at, '+{shift_days} days')"
-        if shift_days
-        else "entered_at"
-    )
+    shift = f"strftime('%Y-%m-%dT%H:%M:%SZ', entered_at, '+{shift_days} days')" if shift_days else "entered_at"
     conn.execute(
         f"INSERT INTO lifecycle_events SELECT contact_id || '{suffix}', stage, {shift}, source "
         f"FROM lifecycle_events WHERE contact_id NOT LIKE '%\\_%' ESCAPE '\\'"

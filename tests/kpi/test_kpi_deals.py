@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from kpi_orgs import Org, build_deals
+
 from kpisync.kpi.settings import KpiSettings
 
 COVERS = {
