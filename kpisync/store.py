@@ -50,7 +50,7 @@ _CONFLICT_RULES: dict[str, dict[str, str]] = {
 
 def _create_table_sql(table: Table) -> str:
     cols = ", ".join(f'"{name}" {kind}' for name, kind in table.columns)
-    pk = f', PRIMARY KEY ({", ".join(table.pk)})' if table.pk else ""
+    pk = f", PRIMARY KEY ({', '.join(table.pk)})" if table.pk else ""
     return f'CREATE TABLE IF NOT EXISTS "{table.name}" ({cols}{pk})'
 
 
@@ -65,10 +65,17 @@ def _migration_quarantine_and_indexes(conn: sqlite3.Connection) -> None:
         conn.execute(f'CREATE INDEX IF NOT EXISTS {name} ON "{table}" ({", ".join(columns)})')
 
 
+def _migration_writeback_gone(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute('PRAGMA table_info("writeback_state")')}
+    if "gone" not in have:
+        conn.execute('ALTER TABLE "writeback_state" ADD COLUMN "gone" INTEGER')
+
+
 # Ordered, named, each applied once. Append; never edit or reorder a released one.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("canonical tables", _migration_canonical_tables),
     ("quarantine table and KPI indexes", _migration_quarantine_and_indexes),
+    ("writeback_state.gone: records the CRM deleted", _migration_writeback_gone),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -78,9 +85,13 @@ def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > SCHEMA_VERSION:
         raise StoreError(
-            f"store schema version {current} is newer than this kpisync "
-            f"understands ({SCHEMA_VERSION}); upgrade kpisync"
+            f"store schema version {current} is newer than this kpisync understands ({SCHEMA_VERSION}); upgrade kpisync"
         )
+    if 0 < current < upto:
+        # a store from an older kpisync: tables declared since then exist before the
+        # migrations that index or alter them run
+        for table in CANONICAL_TABLES:
+            conn.execute(_create_table_sql(table))
     for version in range(current + 1, upto + 1):
         _name, step = MIGRATIONS[version - 1]
         conn.execute("BEGIN IMMEDIATE")
@@ -173,7 +184,8 @@ class Store:
             yield self.conn
         except BaseException:
             self._depth = 0
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite rolls back by itself on some errors (disk full)
+                self.conn.execute("ROLLBACK")
             raise
         self._depth = 0
         try:
@@ -200,13 +212,9 @@ class Store:
         sql = f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})'
         if spec.pk:
             rules = _CONFLICT_RULES.get(table, {})
-            updates = [
-                f'"{c}" = {rules.get(c, f"excluded.{c}")}' for c in columns if c not in spec.pk
-            ]
+            updates = [f'"{c}" = {rules.get(c, f"excluded.{c}")}' for c in columns if c not in spec.pk]
             pk = ", ".join(spec.pk)
-            sql += f" ON CONFLICT ({pk}) DO " + (
-                f"UPDATE SET {', '.join(updates)}" if updates else "NOTHING"
-            )
+            sql += f" ON CONFLICT ({pk}) DO " + (f"UPDATE SET {', '.join(updates)}" if updates else "NOTHING")
         values = [tuple(row[c] for c in columns) for row in rows]
         with self.transaction():
             try:
@@ -235,9 +243,7 @@ class Store:
     # -- cursors: the high-water mark moves only with the rows it covers --
 
     def get_cursor(self, crm: str, obj: str) -> str | None:
-        row = self.conn.execute(
-            "SELECT cursor FROM sync_state WHERE crm = ? AND object = ?", (crm, obj)
-        ).fetchone()
+        row = self.conn.execute("SELECT cursor FROM sync_state WHERE crm = ? AND object = ?", (crm, obj)).fetchone()
         return row[0] if row else None
 
     def set_cursor(self, crm: str, obj: str, cursor: str | None) -> None:
@@ -248,13 +254,9 @@ class Store:
         )
 
     def cursors(self, crm: str) -> dict[str, str | None]:
-        return dict(
-            self.conn.execute("SELECT object, cursor FROM sync_state WHERE crm = ?", (crm,))
-        )
+        return dict(self.conn.execute("SELECT object, cursor FROM sync_state WHERE crm = ?", (crm,)))
 
     def count(self, table: str, where: str = "1", params: Sequence[Any] = ()) -> int:
         if table not in TABLES:
             raise ValueError(f"unknown table {table}")
-        return int(
-            self.conn.execute(f'SELECT count(*) FROM "{table}" WHERE {where}', params).fetchone()[0]
-        )
+        return int(self.conn.execute(f'SELECT count(*) FROM "{table}" WHERE {where}', params).fetchone()[0])

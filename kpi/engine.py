@@ -1,0 +1,235 @@
+"""The KPI library API the CLI calls: compute, to_json, explain, catalog_rows.
+
+    from kpisync.kpi.engine import compute, to_json
+    result = compute(store, KpiSettings(timezone="Europe/Berlin"), as_of="2026-11-22T00:00:00Z")
+    print(to_json(result)["kpis"][0])
+
+A compute builds the store-as-of-`as_of` temp tables once, asks every KPI for
+all its grains and periods (one set-based query per shared fact family), and
+replaces those KPIs' rows in `kpi_values` in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kpisync.kpi.catalog import OUT_OF_REACH
+from kpisync.kpi.context import Context
+from kpisync.kpi.periods import parse_as_of
+from kpisync.kpi.registry import GRAINS, KpiDef, load
+from kpisync.kpi.settings import KpiSettings
+from kpisync.store import Store
+from kpisync.timestamps import format_ts, utc_now
+
+__all__ = [
+    "OUT_OF_REACH",
+    "ComputeResult",
+    "Explanation",
+    "catalog_rows",
+    "compute",
+    "explain",
+    "render_text",
+    "to_json",
+]
+
+FIELDS = ("kpi", "grain", "key", "period", "value", "numerator", "denominator", "unit")
+
+
+@dataclass
+class ComputeResult:
+    as_of: str
+    values: list[dict[str, Any]]
+    computed_at: str = ""
+
+
+def select(kpis: Sequence[str] | None = None, grains: Sequence[str] | None = None) -> list[tuple[KpiDef, list[str]]]:
+    """The KPIs and grains a request names; ValueError for anything unknown."""
+    registry = load()
+    unknown = [k for k in kpis or () if k not in registry]
+    if unknown:
+        raise ValueError(f"unknown KPI {', '.join(unknown)} (see `kpisync kpi list`)")
+    bad = [g for g in grains or () if g not in GRAINS]
+    if bad:
+        raise ValueError(f"unknown grain {', '.join(bad)}; grains are {', '.join(GRAINS)}")
+    chosen = []
+    for kpi_id in kpis or sorted(registry):
+        defn = registry[kpi_id]
+        wanted = [g for g in defn.grains if not grains or g in grains]
+        if not wanted and kpis:
+            raise ValueError(f"KPI {kpi_id} has no grain {', '.join(grains or ())} (it has {', '.join(defn.grains)})")
+        if wanted:
+            chosen.append((defn, wanted))
+    return chosen
+
+
+def periods_wanted(ctx: Context, defn: KpiDef, grains: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """grain -> the period labels this KPI reports at it."""
+    out = {}
+    for grain in grains:
+        labels: list[str] = []
+        for token in defn.periods_for(grain):
+            if token == "calendar":
+                labels += ctx.calendar
+            elif token == "fixed":
+                labels += [p for p in ctx.calendar if ctx.periods[p].kind != "rolling"]
+            else:
+                labels.append(token)
+        out[grain] = tuple(dict.fromkeys(labels))
+    return out
+
+
+def compute(
+    store: Store,
+    settings: KpiSettings,
+    as_of: str | datetime | None = None,
+    kpis: Sequence[str] | None = None,
+    grains: Sequence[str] | None = None,
+) -> ComputeResult:
+    """Compute KPIs as of `as_of` (default now) and store them in `kpi_values`."""
+    chosen = select(kpis, grains)
+    moment = parse_as_of(as_of)
+    values: list[dict[str, Any]] = []
+    with Context(store.conn, settings, moment) as ctx:
+        for defn, wanted in chosen:
+            assert defn.compute is not None, defn.id
+            for grain, key, period, value, num, den in defn.compute(ctx, periods_wanted(ctx, defn, wanted)):
+                values.append(
+                    dict(
+                        zip(
+                            FIELDS,
+                            (defn.id, grain, key, period, value, num, den, defn.unit),
+                            strict=True,
+                        )
+                    )
+                )
+    computed_at = utc_now()
+    with store.transaction() as conn:
+        conn.executemany(
+            "DELETE FROM kpi_values WHERE kpi = ? AND grain = ?",
+            [(defn.id, grain) for defn, wanted in chosen for grain in wanted],
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO kpi_values (kpi, grain, key, period, value, numerator, "
+            "denominator, unit, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*(v[f] for f in FIELDS), computed_at) for v in values],
+        )
+    return ComputeResult(format_ts(moment), values, computed_at)
+
+
+def to_json(result: ComputeResult) -> dict[str, Any]:
+    """The interfaces.md §2 document: {"as_of": ..., "kpis": [...]}."""
+    return {"as_of": result.as_of, "kpis": [{f: v[f] for f in FIELDS} for v in result.values]}
+
+
+def catalog_rows() -> list[dict[str, Any]]:
+    """The catalog for `kpisync kpi list`, in section order."""
+    return [
+        {
+            "id": d.id,
+            "name": d.name,
+            "unit": d.unit,
+            "grains": list(d.grains),
+            "periods": {g: list(d.periods_for(g)) for g in d.grains},
+            "formula": d.formula,
+            "section": d.section,
+            "source": d.source,
+            "notes": d.notes,
+        }
+        for d in sorted(load().values(), key=lambda d: (d.section, d.id))
+    ]
+
+
+@dataclass
+class Explanation:
+    kpi: str
+    name: str
+    formula: str
+    unit: str
+    grain: str
+    key: str
+    period: str
+    as_of: str
+    value: Any
+    numerator: Any
+    denominator: Any
+    numerator_records: list[tuple[Any, ...]] = field(default_factory=list)
+    denominator_records: list[tuple[Any, ...]] = field(default_factory=list)
+    breakdown: dict[str, int] = field(default_factory=dict)  # touches_to_close: by touch type
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def explain(
+    store: Store,
+    settings: KpiSettings,
+    kpi_id: str,
+    grain: str,
+    key: str,
+    period: str,
+    as_of: str | datetime | None = None,
+) -> Explanation:
+    """One value with its formula and the records behind its numerator and denominator."""
+    ((defn, _),) = select([kpi_id], [grain])
+    moment = parse_as_of(as_of)
+    with Context(store.conn, settings, moment) as ctx:
+        wanted = periods_wanted(ctx, defn, [grain])
+        if period not in wanted[grain]:
+            raise ValueError(
+                f"KPI {kpi_id} at grain {grain} has no period {period!r} (it has {', '.join(wanted[grain])})"
+            )
+        assert defn.compute is not None
+        row = next(
+            (r for r in defn.compute(ctx, {grain: (period,)}) if r[1] == key),
+            (grain, key, period, None, None, None),
+        )
+        detail = defn.compute.explain(ctx, grain, key, period)
+    found = Explanation(
+        defn.id,
+        defn.name,
+        defn.formula,
+        defn.unit,
+        grain,
+        key,
+        period,
+        format_ts(moment),
+        row[3],
+        row[4],
+        row[5],
+        notes=defn.notes,
+    )
+    found.numerator_records = [tuple(r) for r in detail.pop("numerator", [])]
+    found.denominator_records = [tuple(r) for r in detail.pop("denominator", [])]
+    if kpi_id == "touches_to_close" and grain == "opportunity":
+        for record in found.numerator_records:
+            found.breakdown[record[0]] = found.breakdown.get(record[0], 0) + 1
+    found.extra = detail
+    return found
+
+
+def render_text(explanation: Explanation) -> str:
+    """A plain-text explanation for the terminal."""
+    e = explanation
+    lines = [
+        f"{e.kpi} ({e.name}), {e.grain} {e.key or '(org)'}, period {e.period}, as of {e.as_of}",
+        f"formula: {e.formula}",
+        f"value: {e.value} {e.unit}   numerator: {e.numerator}   denominator: {e.denominator}",
+    ]
+    if e.notes:
+        lines.append(f"notes: {e.notes}")
+    if e.breakdown:
+        lines.append("touches by type: " + ", ".join(f"{t} {n}" for t, n in e.breakdown.items()))
+    for title, records in (
+        ("numerator", e.numerator_records),
+        ("denominator", e.denominator_records),
+    ):
+        if records:
+            lines.append(f"{title} records ({len(records)}):")
+            lines += ["  " + "  ".join(str(x) for x in r) for r in records[:200]]
+            if len(records) > 200:
+                lines.append(f"  … {len(records) - 200} more")
+    for name, value in e.extra.items():
+        lines.append(f"{name}: {value}")
+    return "\n".join(lines)
