@@ -141,9 +141,7 @@ def test_only_the_installed_base_predates_the_window(org: tuple[Store, OrgSummar
         assert _count(store, f"SELECT 1 FROM {table} WHERE {column} < '{start}'") == 0
     old_deals = f"SELECT DISTINCT deal_type, is_won FROM opportunities WHERE created_at < '{start}'"
     assert _rows(store, old_deals) == [("new_business", 1)]
-    assert (
-        _count(store, f"SELECT 1 FROM contacts WHERE kind = 'lead' AND created_at < '{start}'") == 0
-    )
+    assert _count(store, f"SELECT 1 FROM contacts WHERE kind = 'lead' AND created_at < '{start}'") == 0
 
 
 # -- consistency --
@@ -176,10 +174,7 @@ REFERENCES = (
 
 @pytest.mark.parametrize(("table", "column", "target"), REFERENCES)
 def test_references_resolve(store: Store, table: str, column: str, target: str) -> None:
-    dangling = (
-        f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL "
-        f"AND {column} NOT IN (SELECT id FROM {target})"
-    )
+    dangling = f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL AND {column} NOT IN (SELECT id FROM {target})"
     assert _rows(store, dangling + " LIMIT 5") == []
 
 
@@ -207,14 +202,12 @@ MUST_BE_EMPTY = {
     "AND duration_s IS NULL OR type = 'meeting' AND outcome = 'completed' AND NOT duration_s > 0",
     "cases are answered and closed after they open": "SELECT id FROM cases "
     "WHERE first_response_at < created_at OR closed_at < created_at",
-    "closed cases have a close date": "SELECT id FROM cases WHERE is_closed != "
-    "(closed_at IS NOT NULL)",
+    "closed cases have a close date": "SELECT id FROM cases WHERE is_closed != (closed_at IS NOT NULL)",
     "churn follows the first purchase": "SELECT id FROM accounts a WHERE churned_at < "
     "(SELECT min(closed_at) FROM opportunities WHERE account_id = a.id AND is_won = 1)",
     "scores are on their scales": "SELECT id FROM surveys WHERE kind = 'csat' AND score "
     "NOT BETWEEN 1 AND 5 OR kind != 'csat' AND score NOT BETWEEN 0 AND 10",
-    "eNPS answers come from users": "SELECT id FROM surveys WHERE (kind = 'enps') != "
-    "(user_id IS NOT NULL)",
+    "eNPS answers come from users": "SELECT id FROM surveys WHERE (kind = 'enps') != (user_id IS NOT NULL)",
 }
 
 
@@ -307,9 +300,7 @@ def test_every_category_the_kpis_split_by_occurs(store: Store) -> None:
         "cross_sell",
         "renewal",
     }
-    assert _values(store, "SELECT channel FROM contacts WHERE kind = 'lead'") | {"outbound"} == (
-        channels
-    )
+    assert _values(store, "SELECT channel FROM contacts WHERE kind = 'lead'") | {"outbound"} == (channels)
     assert _values(store, "SELECT channel FROM opportunities") >= channels
     assert _values(store, "SELECT channel FROM spend") == channels
     assert _values(store, "SELECT role FROM users WHERE is_deleted = 0") == {

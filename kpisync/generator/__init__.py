@@ -104,9 +104,7 @@ class OrgSummary:
     seconds: float = 0.0
 
 
-def build_org(
-    store: Store, size: str = "small", seed: int = 7, now: str | datetime | None = None
-) -> OrgSummary:
+def build_org(store: Store, size: str = "small", seed: int = 7, now: str | datetime | None = None) -> OrgSummary:
     """Fill every canonical table of `store` with a generated sales org.
 
     Deterministic for (size, seed, now); `now` defaults to DEFAULT_NOW so that

@@ -34,11 +34,7 @@ def bulk_load(store: Store, tables: Collection[str]) -> Iterator[None]:
     checkpoint_pages = conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
     indexed = {table for _, table, _ in INDEXES if table in tables}
-    deferred = (
-        []
-        if any(store.count(t) for t in indexed)
-        else [index for index in INDEXES if index[1] in indexed]
-    )
+    deferred = [] if any(store.count(t) for t in indexed) else [index for index in INDEXES if index[1] in indexed]
     with store.transaction():
         for name, _, _ in deferred:
             conn.execute(f"DROP INDEX IF EXISTS {name}")
@@ -47,8 +43,6 @@ def bulk_load(store: Store, tables: Collection[str]) -> Iterator[None]:
     finally:
         with store.transaction():
             for name, table, columns in deferred:
-                conn.execute(
-                    f'CREATE INDEX IF NOT EXISTS {name} ON "{table}" ({", ".join(columns)})'
-                )
+                conn.execute(f'CREATE INDEX IF NOT EXISTS {name} ON "{table}" ({", ".join(columns)})')
         conn.execute(f"PRAGMA wal_autocheckpoint = {checkpoint_pages}")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

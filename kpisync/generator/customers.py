@@ -206,9 +206,7 @@ def _renewals(w: World, account: Account, am: str) -> int | None:
                 channel=None,
                 lead_source=None,
                 touches_per_week=0.35,
-                close_at=business_time(
-                    anniversary - int(rng.random() * 10 * DAY), w.offset_of(am), rng
-                ),
+                close_at=business_time(anniversary - int(rng.random() * 10 * DAY), w.offset_of(am), rng),
             ),
         )
         if result.closed_at is None:
@@ -271,9 +269,7 @@ def _engagement(w: World, account: Account, am: str, start: int, end: int) -> No
                 call_seconds(w, outcome, 12 * MINUTE),
             )
         elif kind == "email":
-            thread.log(
-                "email", "outbound", t, "replied" if rng.random() < 0.3 else None, "Check-in"
-            )
+            thread.log("email", "outbound", t, "replied" if rng.random() < 0.3 else None, "Check-in")
         else:
             thread.log(
                 kind,
@@ -290,9 +286,7 @@ def _engagement(w: World, account: Account, am: str, start: int, end: int) -> No
     while t < end:
         thread = Thread(w, am, w.choice(contacts), account.id)
         if rng.random() < 0.2:
-            thread.log(
-                "call", "inbound", t, "connected", "Question", int(w.lognormal(8 * MINUTE, 0.6))
-            )
+            thread.log("call", "inbound", t, "connected", "Question", int(w.lognormal(8 * MINUTE, 0.6)))
         else:
             thread.log("email", "inbound", t, None, "Question")
             answer = business_time(t + int(w.lognormal(3 * HOUR, 1.1)), offset, rng)
@@ -365,9 +359,7 @@ def _nps(w: World, account: Account, start: int, end: int) -> None:
                     if score >= 9 and contact_id not in promoters and rng.random() < 0.1:
                         promoters.add(contact_id)
                         w.lifecycle(contact_id, "evangelist", sent, "nps_promoter")
-                        w.out["contacts:stage"].append(
-                            {"id": contact_id, "lifecycle_stage": "evangelist"}
-                        )
+                        w.out["contacts:stage"].append({"id": contact_id, "lifecycle_stage": "evangelist"})
         t += 91 * DAY
     for contact_id, score in latest.items():
         w.out["contacts:nps"].append({"id": contact_id, "nps_score": score})

@@ -79,9 +79,7 @@ def _marketing_lead(w: World, created: int, place: Place, channel: str) -> None:
         t_lead = created + int(w.lognormal(9 * DAY, 1.0))
         stage = "subscriber"
     if t_lead <= w.now:
-        w.lifecycle(
-            lead_id, "lead", t_lead, "lead_created" if t_lead == created else "lead_history"
-        )
+        w.lifecycle(lead_id, "lead", t_lead, "lead_created" if t_lead == created else "lead_history")
         stage = "lead"
     t_mql = None
     if t_lead <= w.now and rng.random() < p_mql:
@@ -131,9 +129,7 @@ def _marketing_lead(w: World, created: int, place: Place, channel: str) -> None:
             account.contacts.append(contact_id)
             # Conversion also stamps the new contact with the stage the lead was in.
             w.lifecycle(contact_id, "sql", t_opp, "converted")
-            contact_stage = _new_business(
-                w, account, contact_id, ae, sdr, t_opp, channel, lead_source, win_factor
-            )
+            contact_stage = _new_business(w, account, contact_id, ae, sdr, t_opp, channel, lead_source, win_factor)
             w.contact_row(
                 contact_id,
                 kind="contact",
@@ -200,9 +196,7 @@ def _outbound_prospect(w: World, created: int, place: Place) -> None:
         w.lifecycle(contact_id, "sql", t_sql, "lead_history")
         stage = "sql"
         if rng.random() < p_opp:
-            t_opp = business_time(
-                t_sql + int(rng.expovariate(1 / (2 * DAY))), w.offset_of(bdr), rng
-            )
+            t_opp = business_time(t_sql + int(rng.expovariate(1 / (2 * DAY))), w.offset_of(bdr), rng)
             if t_opp <= w.now:
                 stage = _new_business(
                     w,
@@ -340,9 +334,7 @@ def _answer(thread: Thread, t: int, kind: str, plan: str) -> Cadence:
         answered = t + int(w.lognormal(5 * HOUR, 1.3))
         if answered > w.now:
             return Cadence(True, None, None)
-        thread.log(
-            "email", "inbound", answered, "positive" if positive else "negative", "Re: Intro"
-        )
+        thread.log("email", "inbound", answered, "positive" if positive else "negative", "Re: Intro")
     if plan != "sql":
         if positive and rng.random() < 0.3:
             # a meeting that never happens
@@ -367,9 +359,7 @@ def _answer(thread: Thread, t: int, kind: str, plan: str) -> Cadence:
     duration = int(w.lognormal(30 * MINUTE, 0.3))
     if meet + duration > w.now:
         return Cadence(True, answered, None)
-    thread.log(
-        "meeting", "outbound", meet, "completed", "Discovery meeting", duration, booked_at=booked
-    )
+    thread.log("meeting", "outbound", meet, "completed", "Discovery meeting", duration, booked_at=booked)
     if rng.random() < 0.5:
         thread.log("note", None, meet + duration, None, "Meeting notes")
     return Cadence(True, answered, meet + duration)

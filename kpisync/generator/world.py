@@ -262,9 +262,7 @@ class World:
             if not pool:
                 return None
             account = self.choice(pool)
-            if account.created_at <= at and (
-                account.customer_since is None or account.customer_since > at
-            ):
+            if account.created_at <= at and (account.customer_since is None or account.customer_since > at):
                 return account
         return None
 
