@@ -92,6 +92,7 @@ class SalesforceApi:
             ("GET", rf"{API}/sobjects/(?P<obj>\w+)/updated/?", self.updated),
             ("POST", rf"{API}/sobjects/(?P<obj>\w+)/?", self.create),
             ("PATCH", rf"{API}/composite/sobjects/?", self.collections_update),
+            ("PATCH", rf"{API}/sobjects/(?P<obj>\w+)/(?P<id>\w+)/?", self.update_one),
             ("POST", rf"{API}/tooling/sobjects/CustomField/?", self.create_custom_field),
             ("GET", rf"{API}/limits/?", self.limits),
             ("POST", rf"{API}/jobs/query/?", self.bulk_create),
@@ -373,6 +374,18 @@ class SalesforceApi:
                 values = {k: v for k, v in record.items() if k not in ("attributes", "id")}
                 self.org.update(record["id"], values)
         return Response(200, results)
+
+    def update_one(self, request: Request) -> Response:
+        obj = request.match.group("obj") if request.match else ""
+        record_id = request.match.group("id") if request.match else ""
+        body = request.json() or {}
+        result = self._update_one({"attributes": {"type": obj}, "id": record_id, **body})
+        if not result["success"]:
+            err = result["errors"][0]
+            status = 404 if err["statusCode"] == "INVALID_CROSS_REFERENCE_KEY" else 400
+            return error(status, err["statusCode"], err["message"])
+        self.org.update(record_id, body)
+        return Response(204)
 
     def _update_one(self, record: dict[str, Any]) -> dict[str, Any]:
         def fail(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:

@@ -256,3 +256,44 @@ def sandbox(tmp_path: Path, canonical_path: Path) -> Iterator[SalesforceSandbox]
 @pytest.fixture
 def config(sandbox: SalesforceSandbox, tmp_path: Path) -> Config:
     return load_config(sandbox.config_path)
+
+
+def drive(
+    connector: Any, store: Store, *, full: bool = False, objects: list[str] | None = None, max_pages: int | None = None
+) -> int:
+    """What the sync engine does with a connector's pages (kpisync.sync.engine, until it lands on main):
+    each page's rows, quarantined records and cursor in one transaction. Returns pages stored."""
+    stored = 0
+    for spec in connector.objects():
+        if objects is not None and spec.name not in objects:
+            continue
+        cursor = store.get_cursor("salesforce", spec.name)
+        for page in connector.pull(spec, cursor, full=full):
+            with store.transaction():
+                for table, rows in page.rows.items():
+                    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+                    for row in rows:
+                        groups.setdefault(tuple(row), []).append(row)
+                    for group in groups.values():
+                        store.upsert(table, group)
+                if page.quarantined:
+                    store.upsert(
+                        "quarantine",
+                        [
+                            {
+                                "crm": "salesforce",
+                                "object": spec.name,
+                                "record_id": q.record_id,
+                                "reason": q.reason,
+                                "raw": q.raw,
+                                "at": "now",
+                            }
+                            for q in page.quarantined
+                        ],
+                    )
+                if page.cursor is not None:
+                    store.set_cursor("salesforce", spec.name, page.cursor)
+            stored += 1
+            if max_pages is not None and stored >= max_pages:
+                return stored
+    return stored
