@@ -11,9 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Unit = Literal[
-    "ratio", "count", "currency", "minutes", "hours", "days", "score", "per_day", "multiple"
-]
+Unit = Literal["ratio", "count", "currency", "minutes", "hours", "days", "score", "per_day", "multiple"]
 GRAINS = (
     "org",
     "team",

@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from kpisync.errors import ConfigError
+from kpisync.logs import register_secret
 
 # Field names from YAML end up in SOQL strings and URLs: only plain identifiers
 # (optionally one relationship hop, `UserRole.Name`) get through.
@@ -428,6 +429,10 @@ class Config(Strict):
     @model_validator(mode="before")
     @classmethod
     def _auth_for_crm(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            # a section whose keys are all commented out is an empty section, not an error
+            sections = ("connection", "mapping", "kpi", "inputs", "schedule", "writeback", "metrics")
+            data = {k: ({} if v is None and k in sections else v) for k, v in data.items()}
         # pick the credentials model by `crm`, so errors name the right keys
         if isinstance(data, dict) and isinstance(data.get("auth"), dict):
             model = {"salesforce": SalesforceAuth, "hubspot": HubSpotAuth}.get(data.get("crm", ""))
@@ -546,11 +551,16 @@ def default_targets(crm: str) -> list[WritebackTarget]:
 # ---------------------------------------------------------------- loading
 
 
-def _resolve_refs(node: Any, path: tuple[str, ...], problems: list[str], base: Path) -> Any:
+def _resolve_refs(
+    node: Any, path: tuple[str, ...], problems: list[str], base: Path, unset: list[str] | None = None
+) -> Any:
+    """Replace ${VAR} / ${file:PATH}. A missing variable is a problem, or — when `unset` is
+    given (validating a file away from its run-time environment) — noted there and replaced
+    by a placeholder."""
     if isinstance(node, dict):
-        return {k: _resolve_refs(v, (*path, str(k)), problems, base) for k, v in node.items()}
+        return {k: _resolve_refs(v, (*path, str(k)), problems, base, unset) for k, v in node.items()}
     if isinstance(node, list):
-        return [_resolve_refs(v, (*path, str(i)), problems, base) for i, v in enumerate(node)]
+        return [_resolve_refs(v, (*path, str(i)), problems, base, unset) for i, v in enumerate(node)]
     if not isinstance(node, str) or "${" not in node:
         return node
 
@@ -569,6 +579,9 @@ def _resolve_refs(node: Any, path: tuple[str, ...], problems: list[str], base: P
             problems.append(f"{key}: '${{{ref}}}' is not an environment variable reference")
             return ""
         if ref not in os.environ:
+            if unset is not None:
+                unset.append(f"{key}: environment variable {ref} is not set here (needed at run time)")
+                return f"unset-{ref}"
             problems.append(f"{key}: environment variable {ref} is not set")
             return ""
         return os.environ[ref]
@@ -612,11 +625,11 @@ def _known_keys(path: list[str]) -> list[str]:
     return sorted({key for model in models for key in model.model_fields if key != "source_file"})
 
 
-def _error_lines(exc: ValidationError) -> list[str]:
+def _error_lines(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[str]:
     lines = []
     for err in exc.errors():
         # pydantic names union members and validators in the path; keep the YAML keys
-        loc = [
+        loc = [*prefix] + [
             str(p)
             for p in err["loc"]
             if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p.startswith("function-")))
@@ -686,8 +699,12 @@ def _check_semantics(config: Config) -> list[str]:
     return problems
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, resolve and validate one YAML file; ConfigError lists every problem."""
+def load_config(path: str | os.PathLike[str], *, require_env: bool = True) -> Config:
+    """Read, resolve and validate one YAML file; ConfigError lists every problem.
+
+    require_env=False (for `kpisync config validate` on a machine without the
+    secrets) turns unset environment variables into warnings instead of errors.
+    """
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -705,17 +722,31 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
     base = file.resolve().parent
     problems: list[str] = []
-    resolved = _resolve_refs(raw, (), problems, base)
+    unset: list[str] | None = None if require_env else []
+    resolved = _resolve_refs(raw, (), problems, base, unset)
+    for note in unset or []:
+        warnings.warn(f"{file}: {note}", UnsetVariableWarning, stacklevel=2)
     for key in _literal_secrets(raw):
         warnings.warn(
             f"{file}: {key} holds a literal secret; use ${{ENV_VAR}} or ${{file:PATH}}",
             SecretInConfigWarning,
             stacklevel=2,
         )
+    auth_model = {"salesforce": SalesforceAuth, "hubspot": HubSpotAuth}.get(str(resolved.get("crm")))
+    if auth_model is not None and isinstance(resolved.get("auth"), dict):
+        # validated on its own so that its errors carry the `auth.` path
+        try:
+            resolved = {**resolved, "auth": auth_model.model_validate(resolved["auth"])}
+        except ValidationError as exc:
+            problems += _error_lines(exc, ("auth",))
+            resolved = {k: v for k, v in resolved.items() if k != "auth"}
     try:
         config = Config.model_validate(resolved)
     except ValidationError as exc:
-        raise ConfigError(file, problems + _error_lines(exc)) from None
+        lines = _error_lines(exc)
+        if any(p.startswith("auth") for p in problems):
+            lines = [line for line in lines if not line.startswith("auth: is required")]
+        raise ConfigError(file, problems + lines) from None
     if problems:
         raise ConfigError(file, problems)
 
@@ -745,11 +776,19 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     problems = _check_semantics(config)
     if problems:
         raise ConfigError(file, problems)
+    for name in _SECRET_KEYS:
+        secret = getattr(config.auth, name, None)
+        if isinstance(secret, SecretStr) and require_env:
+            register_secret(secret.get_secret_value())
     return config
 
 
 class SecretInConfigWarning(UserWarning):
     """A secret written literally in a YAML file instead of by reference."""
+
+
+class UnsetVariableWarning(UserWarning):
+    """A ${VAR} the file refers to is not set where it is being validated."""
 
 
 def json_schema() -> dict[str, Any]:

@@ -267,6 +267,7 @@ WRITEBACK_STATE = Table(
         ("field", "TEXT"),
         ("value", "TEXT"),
         ("written_at", "TEXT"),
+        ("gone", "INTEGER"),  # extra: 1 = the CRM says the record no longer exists
     ),
     ("crm", "object", "record_id", "field"),
 )

@@ -65,10 +65,17 @@ def _migration_quarantine_and_indexes(conn: sqlite3.Connection) -> None:
         conn.execute(f'CREATE INDEX IF NOT EXISTS {name} ON "{table}" ({", ".join(columns)})')
 
 
+def _migration_writeback_gone(conn: sqlite3.Connection) -> None:
+    have = {row[1] for row in conn.execute('PRAGMA table_info("writeback_state")')}
+    if "gone" not in have:
+        conn.execute('ALTER TABLE "writeback_state" ADD COLUMN "gone" INTEGER')
+
+
 # Ordered, named, each applied once. Append; never edit or reorder a released one.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("canonical tables", _migration_canonical_tables),
     ("quarantine table and KPI indexes", _migration_quarantine_and_indexes),
+    ("writeback_state.gone: records the CRM deleted", _migration_writeback_gone),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -80,6 +87,11 @@ def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
         raise StoreError(
             f"store schema version {current} is newer than this kpisync understands ({SCHEMA_VERSION}); upgrade kpisync"
         )
+    if 0 < current < upto:
+        # a store from an older kpisync: tables declared since then exist before the
+        # migrations that index or alter them run
+        for table in CANONICAL_TABLES:
+            conn.execute(_create_table_sql(table))
     for version in range(current + 1, upto + 1):
         _name, step = MIGRATIONS[version - 1]
         conn.execute("BEGIN IMMEDIATE")
@@ -172,7 +184,8 @@ class Store:
             yield self.conn
         except BaseException:
             self._depth = 0
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite rolls back by itself on some errors (disk full)
+                self.conn.execute("ROLLBACK")
             raise
         self._depth = 0
         try:

@@ -1,0 +1,219 @@
+"""The pull loop: pages from a connector into the store, cursor and rows together.
+
+    summary = sync(connector, store)                 # incremental
+    summary = sync(connector, store, full=True)      # backfill / nightly reconcile
+
+The engine, not the connectors, owns transactions and cursors: each Page's
+rows, its quarantined records and its cursor are written in ONE transaction, so
+a run killed at any moment leaves a store whose cursor never points past rows
+it holds. The next run resumes from that cursor (inclusive, so boundary rows
+are read again and upserted harmlessly).
+
+One object's failure does not stop the others; `LimitReached` (the CRM's API
+budget) stops the run cleanly. Every run is recorded in `sync_runs`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpisync.connectors.base import Connector, ObjectSpec, Page
+from kpisync.errors import AuthError, LimitReached, RunError
+from kpisync.store import Store
+from kpisync.timestamps import utc_now
+
+log = logging.getLogger("kpisync.sync")
+
+Progress = Callable[[str, int], None]  # (object name, rows stored so far for it)
+
+
+@dataclass
+class ObjectResult:
+    name: str
+    rows: int = 0
+    pages: int = 0
+    quarantined: int = 0
+    cursor: str | None = None
+    status: str = "ok"  # ok | failed | skipped | stopped
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    crm: str
+    kind: str
+    started_at: str
+    finished_at: str | None = None
+    status: str = "running"  # ok | failed | partial | stopped | limit
+    objects: list[ObjectResult] = field(default_factory=list)
+    api_calls: int = 0
+    error: str | None = None
+    run_id: int | None = None
+
+    @property
+    def rows(self) -> int:
+        return sum(o.rows for o in self.objects)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def store_page(store: Store, crm: str, spec: ObjectSpec, page: Page) -> int:
+    """Write one page's rows, quarantined records and cursor in one transaction."""
+    stored = 0
+    now = utc_now()
+    with store.transaction():
+        for table, rows in page.rows.items():
+            # rows of one table may carry different keys (a deletion marker is short)
+            by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+            for row in rows:
+                by_keys[tuple(row)].append(row)
+            for group in by_keys.values():
+                stored += store.upsert(table, group)
+        if page.quarantined:
+            store.upsert(
+                "quarantine",
+                [
+                    {
+                        "crm": crm,
+                        "object": spec.name,
+                        "record_id": q.record_id,
+                        "reason": q.reason,
+                        "raw": q.raw,
+                        "at": now,
+                    }
+                    for q in page.quarantined
+                ],
+            )
+            for q in page.quarantined:
+                log.warning("%s %s quarantined: %s", spec.name, q.record_id, q.reason)
+        if page.cursor is not None:
+            store.set_cursor(crm, spec.name, page.cursor)
+    return stored
+
+
+def sync(
+    connector: Connector,
+    store: Store,
+    *,
+    full: bool = False,
+    objects: Sequence[str] | None = None,
+    stop: threading.Event | None = None,
+    progress: Progress | None = None,
+) -> RunSummary:
+    crm = connector.crm
+    kind = "full" if full else "incremental"
+    summary = RunSummary(crm=crm, kind=kind, started_at=utc_now())
+    summary.run_id = _start_run(store, summary)
+    calls_before = connector.usage().calls
+    specs = list(connector.objects())
+    if objects:
+        wanted = {o.lower() for o in objects}
+        unknown = wanted - {s.name.lower() for s in specs}
+        if unknown:
+            raise RunError(
+                f"unknown object(s) {', '.join(sorted(unknown))}; {crm} has {', '.join(s.name for s in specs)}"
+            )
+        specs = [s for s in specs if s.name.lower() in wanted]
+    t0 = time.monotonic()
+    try:
+        for spec in specs:
+            result = ObjectResult(spec.name)
+            summary.objects.append(result)
+            if stop is not None and stop.is_set():
+                result.status = "skipped"
+                continue
+            cursor = None if full else store.get_cursor(crm, spec.name)
+            try:
+                for page in connector.pull(spec, cursor, full=full):
+                    result.rows += store_page(store, crm, spec, page)
+                    result.pages += 1
+                    result.quarantined += len(page.quarantined)
+                    if page.cursor is not None:
+                        result.cursor = page.cursor
+                    if progress is not None:
+                        progress(spec.name, result.rows)
+                    if stop is not None and stop.is_set():
+                        # the page just stored is whole; the cursor covers it
+                        result.status = "stopped"
+                        break
+            except (LimitReached, AuthError):
+                result.status = "failed"
+                raise
+            except RunError as exc:
+                result.status, result.error = "failed", str(exc)
+                log.error("%s: %s failed: %s", crm, spec.name, exc)
+        statuses = {o.status for o in summary.objects}
+        if stop is not None and stop.is_set():
+            summary.status = "stopped"
+        elif "failed" in statuses:
+            summary.status = "partial" if "ok" in statuses else "failed"
+            summary.error = "; ".join(f"{o.name}: {o.error}" for o in summary.objects if o.error)
+        else:
+            summary.status = "ok"
+    except LimitReached as exc:
+        summary.status, summary.error = "limit", str(exc)
+        log.error("%s: stopped, API limit: %s", crm, exc)
+    except AuthError as exc:
+        summary.status, summary.error = "failed", str(exc)
+        log.error("%s: stopped, credentials refused: %s", crm, exc)
+    finally:
+        summary.api_calls = connector.usage().calls - calls_before
+        summary.finished_at = utc_now()
+        if summary.status == "running":  # an exception we did not expect is on its way up
+            summary.status, summary.error = "failed", "interrupted"
+        _finish_run(store, summary)
+        log.info(
+            "%s %s sync %s: %d rows, %d API calls, %.1fs",
+            crm,
+            kind,
+            summary.status,
+            summary.rows,
+            summary.api_calls,
+            time.monotonic() - t0,
+        )
+    return summary
+
+
+def _start_run(store: Store, summary: RunSummary) -> int:
+    with store.transaction():
+        cur = store.conn.execute(
+            "INSERT INTO sync_runs (crm, kind, started_at, status) VALUES (?, ?, ?, 'running')",
+            (summary.crm, f"sync-{summary.kind}", summary.started_at),
+        )
+    return int(cur.lastrowid or 0)
+
+
+def _finish_run(store: Store, summary: RunSummary) -> None:
+    objects = {
+        o.name: {
+            "rows": o.rows,
+            "pages": o.pages,
+            "quarantined": o.quarantined,
+            "status": o.status,
+            **({"error": o.error} if o.error else {}),
+        }
+        for o in summary.objects
+    }
+    with store.transaction():
+        store.conn.execute(
+            "UPDATE sync_runs SET finished_at = ?, status = ?, objects_json = ?, error = ?, "
+            "rows = ?, api_calls = ? WHERE id = ?",
+            (
+                summary.finished_at,
+                summary.status,
+                json.dumps(objects),
+                summary.error,
+                summary.rows,
+                summary.api_calls,
+                summary.run_id,
+            ),
+        )

@@ -1,0 +1,200 @@
+"""The canonical store: schema per the spec, migrations, fast upsert, cursors."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from kpisync.schema import CANONICAL_TABLES, TABLES
+from kpisync.store import SCHEMA_VERSION, Store, StoreError, migrate
+
+
+def spec_tables(spec: Path) -> dict[str, set[str]]:
+    """Tables and columns as canonical-model.md lists them (tables and bookkeeping lines)."""
+    text = spec.read_text(encoding="utf-8")
+    tables: dict[str, set[str]] = {}
+    for block in re.split(r"\n### ", text)[1:]:
+        name = block.split()[0]
+        if not name.islower():  # "Bookkeeping tables": listed below as lines
+            continue
+        cols: set[str] = set()
+        for line in block.splitlines():
+            m = re.match(r"^\|\s*([a-z_, ]+?)\s*\|", line)
+            if m and m.group(1) != "column":
+                cols.update(c.strip() for c in m.group(1).split(","))
+        tables[name] = cols
+    for name, cols in re.findall(r"^- `([a-z_]+)\(([^)]*)\)`", text, flags=re.M):
+        tables[name] = {c.strip() for c in cols.split(",")}
+    return tables
+
+
+def test_every_spec_table_and_column_is_created(shared_dir: Path, tmp_path: Path) -> None:
+    wanted = spec_tables(shared_dir / "spec" / "canonical-model.md")
+    assert len(wanted) == 16  # the spec's tables, bookkeeping included
+    with Store.open(tmp_path / "s.db") as store:
+        for table, columns in wanted.items():
+            have = {row[1] for row in store.conn.execute(f'PRAGMA table_info("{table}")')}
+            assert columns <= have, f"{table} lacks {sorted(columns - have)}"
+
+
+def test_primary_keys_follow_the_spec(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.db") as store:
+        pks = {
+            t.name: tuple(
+                r[1] for r in sorted(store.conn.execute(f'PRAGMA table_info("{t.name}")'), key=lambda r: r[5]) if r[5]
+            )
+            for t in CANONICAL_TABLES
+        }
+    assert pks["lifecycle_events"] == ("contact_id", "stage")
+    assert pks["opportunity_stage_history"] == ("opportunity_id", "stage", "entered_at")
+    assert pks["kpi_values"] == ("kpi", "grain", "key", "period")
+    assert pks["quotas"] == ("user_id", "team", "period_start")
+    assert pks["activities"] == ("id",)
+
+
+def test_wal_mode_and_private_file(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "s.db"
+    with Store.open(path) as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_reopen_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Store.open(path) as store:
+        store.upsert("accounts", [{"id": "001A", "name": "Acme"}])
+        schema = store.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
+        assert store.count("accounts") == 1
+
+
+# The store as kpisync 0.1's first release wrote it (migration 1 only): written out by
+# hand, so that later edits to the schema declarations cannot make this test vacuous.
+V1_DDL = [
+    "CREATE TABLE accounts (id TEXT, name TEXT, owner_id TEXT, type TEXT, industry TEXT, country TEXT, state TEXT, "
+    "city TEXT, region TEXT, created_at TEXT, churned_at TEXT, annual_revenue REAL, is_deleted INTEGER, raw TEXT, "
+    "synced_at TEXT, PRIMARY KEY (id))",
+    "CREATE TABLE writeback_state (crm TEXT, object TEXT, record_id TEXT, field TEXT, value TEXT, written_at TEXT, "
+    "PRIMARY KEY (crm, object, record_id, field))",
+    "CREATE TABLE sync_state (crm TEXT, object TEXT, cursor TEXT, updated_at TEXT, PRIMARY KEY (crm, object))",
+]
+
+
+def test_old_store_migrates_without_losing_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for ddl in V1_DDL:
+        conn.execute(ddl)
+    conn.execute("INSERT INTO accounts (id, name) VALUES ('001A', 'Acme')")
+    conn.execute("INSERT INTO writeback_state VALUES ('salesforce', 'Account', '001A', 'KPI_CLV__c', '10.0', 'x')")
+    conn.execute("INSERT INTO sync_state VALUES ('salesforce', 'Account', '2026-01-01T00:00:00Z', 'x')")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.conn.execute("SELECT name FROM accounts").fetchall() == [("Acme",)]
+        assert store.get_cursor("salesforce", "Account") == "2026-01-01T00:00:00Z"
+        # migration 3 added the marker; the old row reads as "not gone"
+        assert store.conn.execute("SELECT value, gone FROM writeback_state").fetchall() == [("10.0", None)]
+        # migration 2: quarantine table and indexes
+        assert "quarantine" in store.db.table_names()
+        indexes = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "idx_activities_owner_time" in indexes
+        # tables the old file never had are created with every declared column
+        have = {r[1] for r in store.conn.execute("PRAGMA table_info(opportunities)")}
+        assert set(TABLES["opportunities"].column_names) <= have
+
+
+def test_partial_migration_then_rest(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    assert migrate(conn, upto=1) == 1
+    assert "quarantine" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert migrate(conn) == SCHEMA_VERSION
+    conn.close()
+
+
+def test_a_newer_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this kpisync"):
+        Store.open(path)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a usable kpisync store"):
+        Store.open(path)
+
+
+def test_bulk_upsert_of_a_page_that_repeats_ids() -> None:
+    store = Store.open(":memory:")
+    page = [
+        {"id": "a1", "type": "call", "owner_id": "u1", "occurred_at": "2026-01-01T00:00:00Z"},
+        {"id": "a2", "type": "email", "owner_id": "u1", "occurred_at": "2026-01-02T00:00:00Z"},
+        {"id": "a1", "type": "meeting", "owner_id": "u2", "occurred_at": "2026-01-03T00:00:00Z"},
+    ]
+    assert store.upsert("activities", page) == 3
+    rows = store.conn.execute("SELECT id, type, owner_id FROM activities ORDER BY id").fetchall()
+    assert rows == [("a1", "meeting", "u2"), ("a2", "email", "u1")]  # the later a1 wins
+
+
+def test_upsert_keeps_columns_it_was_not_given() -> None:
+    store = Store.open(":memory:")
+    store.upsert("opportunities", [{"id": "o1", "name": "Deal", "amount": 100.0}])
+    store.upsert("opportunities", [{"id": "o1", "contact_id": "c1"}])
+    assert store.conn.execute("SELECT name, amount, contact_id FROM opportunities").fetchone() == ("Deal", 100.0, "c1")
+
+
+def test_lifecycle_stage_keeps_the_first_entry() -> None:
+    store = Store.open(":memory:")
+    later = {"contact_id": "c1", "stage": "mql", "entered_at": "2026-02-01T00:00:00Z", "source": "lead_history"}
+    earlier = {"contact_id": "c1", "stage": "mql", "entered_at": "2026-01-01T00:00:00Z", "source": "hs_date_entered"}
+    store.upsert("lifecycle_events", [later])
+    store.upsert("lifecycle_events", [earlier])
+    store.upsert("lifecycle_events", [later])
+    assert store.conn.execute("SELECT entered_at, source FROM lifecycle_events").fetchall() == [
+        ("2026-01-01T00:00:00Z", "hs_date_entered")
+    ]
+
+
+def test_unknown_column_is_refused() -> None:
+    store = Store.open(":memory:")
+    with pytest.raises(ValueError, match="unknown columns"):
+        store.upsert("accounts", [{"id": "a", "nmae": "typo"}])
+
+
+def test_cursor_moves_only_with_its_rows() -> None:
+    store = Store.open(":memory:")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.upsert("accounts", [{"id": "001A", "name": "Acme"}])
+        store.set_cursor("salesforce", "Account", "2026-03-01T00:00:00Z")
+        raise RuntimeError("killed before commit")
+    assert store.count("accounts") == 0
+    assert store.get_cursor("salesforce", "Account") is None
+    with store.transaction():
+        store.upsert("accounts", [{"id": "001A", "name": "Acme"}])
+        store.set_cursor("salesforce", "Account", "2026-03-01T00:00:00Z")
+    assert store.cursors("salesforce") == {"Account": "2026-03-01T00:00:00Z"}
+
+
+def test_disk_full_is_a_clear_error(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "s.db")
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+    rows = [{"id": f"a{i}", "subject": "x" * 2000} for i in range(200)]
+    with pytest.raises(StoreError, match="cannot write activities"):
+        store.upsert("activities", rows)
+    assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.count("activities") == 0
