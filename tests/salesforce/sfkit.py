@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kpisync.store import Store
+from kpisync.sync.engine import store_page
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "salesforce"
 
@@ -237,38 +238,15 @@ def build_canonical(path: Path) -> Path:
 def drive(
     connector: Any, store: Store, *, full: bool = False, objects: list[str] | None = None, max_pages: int | None = None
 ) -> int:
-    """What the sync engine does with a connector's pages (kpisync.sync.engine, until it lands on main):
-    each page's rows, quarantined records and cursor in one transaction. Returns pages stored."""
+    """The sync engine's page loop (rows, quarantine and cursor in one transaction per page), with a way to
+    die after `max_pages` pages like a killed process. Returns the pages stored."""
     stored = 0
     for spec in connector.objects():
         if objects is not None and spec.name not in objects:
             continue
-        cursor = store.get_cursor("salesforce", spec.name)
+        cursor = None if full else store.get_cursor("salesforce", spec.name)
         for page in connector.pull(spec, cursor, full=full):
-            with store.transaction():
-                for table, rows in page.rows.items():
-                    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-                    for row in rows:
-                        groups.setdefault(tuple(row), []).append(row)
-                    for group in groups.values():
-                        store.upsert(table, group)
-                if page.quarantined:
-                    store.upsert(
-                        "quarantine",
-                        [
-                            {
-                                "crm": "salesforce",
-                                "object": spec.name,
-                                "record_id": q.record_id,
-                                "reason": q.reason,
-                                "raw": q.raw,
-                                "at": "now",
-                            }
-                            for q in page.quarantined
-                        ],
-                    )
-                if page.cursor is not None:
-                    store.set_cursor("salesforce", spec.name, page.cursor)
+            store_page(store, "salesforce", spec, page)
             stored += 1
             if max_pages is not None and stored >= max_pages:
                 return stored
