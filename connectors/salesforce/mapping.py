@@ -148,12 +148,12 @@ def _deleted(record: dict[str, Any]) -> bool:
 
 
 def _tail(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"is_deleted": 0, "raw": json.dumps(record, separators=(",", ":")), "synced_at": ctx.synced_at}
-
-
-def _marker(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    """A deleted record keeps its row, flagged (rows are never removed by a sync)."""
-    return {"id": record["Id"], "is_deleted": 1, "synced_at": ctx.synced_at}
+    # queryAll returns deleted rows whole: they are stored flagged, with their data (rows are never removed)
+    return {
+        "is_deleted": 1 if _deleted(record) else 0,
+        "raw": json.dumps(record, separators=(",", ":")),
+        "synced_at": ctx.synced_at,
+    }
 
 
 def _event(contact: str | None, stage: str, at: Any, source: str) -> list[dict[str, Any]]:
@@ -190,8 +190,6 @@ def user(record: dict[str, Any], ctx: Context) -> Rows:
 
 
 def account(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record):
-        return {"accounts": [_marker(record, ctx)]}
     m = ctx.mapping
     churn = value(record, m.churn_date_field) if m.churn_date_field else None
     row = {
@@ -222,8 +220,6 @@ def _nps(record: dict[str, Any], m: Mapping) -> int | None:
 
 
 def lead(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record):
-        return {"contacts": [_marker(record, ctx)]}
     m = ctx.mapping
     status = str(record.get("Status") or "").lower()
     converted = bool(_bool(record.get("IsConverted")))
@@ -238,7 +234,7 @@ def lead(record: dict[str, Any], ctx: Context) -> Rows:
         "id": record["Id"],
         "kind": "lead",
         "source_object": "Lead",
-        "account_id": None,
+        "account_id": record.get("ConvertedAccountId"),
         "owner_id": record.get("OwnerId"),
         "email": record.get("Email"),
         "name": record.get("Name"),
@@ -256,6 +252,8 @@ def lead(record: dict[str, Any], ctx: Context) -> Rows:
         "nps_score": _nps(record, m),
         **_tail(record, ctx),
     }
+    if _deleted(record):
+        return {"contacts": [row]}
     events = _event(record["Id"], "lead", record.get("CreatedDate"), "lead_created")
     for stage_name, rule in (("mql", m.mql), ("sql", m.sql)):
         if rule and rule.date_field:
@@ -268,8 +266,6 @@ def lead(record: dict[str, Any], ctx: Context) -> Rows:
 
 
 def contact(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record):
-        return {"contacts": [_marker(record, ctx)]}
     m = ctx.mapping
     row = {
         "id": record["Id"],
@@ -304,8 +300,6 @@ def _deal_events(contact_id: str | None, created: Any, won: Any, close: Any) -> 
 
 
 def opportunity(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record):
-        return {"opportunities": [_marker(record, ctx)]}
     m = ctx.mapping
     closed = _bool(record.get("IsClosed"))
     deal_type = (
@@ -321,7 +315,7 @@ def opportunity(record: dict[str, Any], ctx: Context) -> Rows:
         "created_by_id": record.get("CreatedById"),
         "amount": _float(record.get("Amount")),
         "stage": record.get("StageName"),
-        "pipeline": None,
+        "pipeline": value(record, "RecordType.Name"),  # record types are how orgs separate sales processes
         "is_closed": closed,
         "is_won": _bool(record.get("IsWon")),
         "created_at": normalize_ts(record.get("CreatedDate")),
@@ -336,6 +330,8 @@ def opportunity(record: dict[str, Any], ctx: Context) -> Rows:
     contact_id = record.get("ContactId")
     if contact_id:  # only when known: an OpportunityContactRole may have set it, never clear it
         row["contact_id"] = contact_id
+    if _deleted(record):
+        return {"opportunities": [row]}
     events = _deal_events(contact_id, record.get("CreatedDate"), record.get("IsWon"), record.get("CloseDate"))
     return {"opportunities": [row], "lifecycle_events": events}
 
@@ -406,8 +402,6 @@ def _outcome(record: dict[str, Any], m: Mapping) -> str | None:
 
 
 def _activity(record: dict[str, Any], ctx: Context, obj: str) -> Rows:
-    if _deleted(record):
-        return {"activities": [_marker(record, ctx)]}
     m = ctx.mapping
     kind = _activity_type(record, m, obj)
     what = record.get("WhatId") or ""
@@ -447,8 +441,6 @@ def event(record: dict[str, Any], ctx: Context) -> Rows:
 
 
 def case(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record):
-        return {"cases": [_marker(record, ctx)]}
     row = {
         "id": record["Id"],
         "account_id": record.get("AccountId"),

@@ -145,6 +145,7 @@ OBJECTS: tuple[SObject, ...] = (
             "CloseDate",
             "Type",
             "LeadSource",
+            "RecordType.Name",
         ),
         "opportunity",
         mapped=lambda m: [

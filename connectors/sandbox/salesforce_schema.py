@@ -25,7 +25,7 @@ OBJECTS: dict[str, tuple[str, str]] = {
     "Account": (
         "001",
         f"{_RECORD} Name:string Type:picklist Industry:picklist AnnualRevenue:currency BillingCountry:string "
-        f"BillingState:string BillingCity:string OwnerId:reference>User/Owner {_REGION} Churn_Date__c:date",
+        f"BillingState:string BillingCity:string OwnerId:reference>User/Owner {_REGION} Churn_Date__c:datetime",
     ),
     "Lead": (
         "00Q",
@@ -46,8 +46,9 @@ OBJECTS: dict[str, tuple[str, str]] = {
         f"{_RECORD} Name:string AccountId:reference>Account/Account OwnerId:reference>User/Owner "
         "StageName:picklist Amount:currency Probability:percent CloseDate:date IsClosed:boolean IsWon:boolean "
         f"Type:picklist LeadSource:picklist ContactId:reference>Contact/Contact {_REGION} "
-        "Competitor_Price__c:currency",
+        "Competitor_Price__c:currency RecordTypeId:reference>RecordType/RecordType",
     ),
+    "RecordType": ("012", f"Id:id {_AUDIT} Name:string DeveloperName:string SobjectType:string IsActive:boolean"),
     "OpportunityContactRole": (
         "00K",
         f"{_RECORD} OpportunityId:reference>Opportunity/Opportunity ContactId:reference>Contact/Contact "
@@ -114,7 +115,15 @@ TOOLING_OBJECTS: dict[str, tuple[str, str]] = {
 }
 
 # Objects whose records are setup data: they never show IsDeleted and have no Recycle Bin.
-NO_DELETE = {"User", "UserRole", "OpportunityStage", "PermissionSet", "FieldPermissions", "PermissionSetAssignment"}
+NO_DELETE = {
+    "User",
+    "UserRole",
+    "RecordType",
+    "OpportunityStage",
+    "PermissionSet",
+    "FieldPermissions",
+    "PermissionSetAssignment",
+}
 
 
 @dataclass(frozen=True)

@@ -197,7 +197,7 @@ class Seeder:
                 "BillingCity": row["city"],
                 "OwnerId": self._id("User", row["owner_id"]),
                 "Sales_Region__c": row["region"],
-                "Churn_Date__c": row["churned_at"][:10] if row["churned_at"] else None,
+                "Churn_Date__c": sf_ts(row["churned_at"]),
                 "CreatedDate": sf_ts(row["created_at"]),
                 "SystemModstamp": sf_ts(max(filter(None, (row["created_at"], row["churned_at"])), default=None)),
                 "IsDeleted": bool(row["is_deleted"]),
@@ -282,7 +282,24 @@ class Seeder:
         }
 
     def opportunities(self) -> Iterator[dict[str, Any]]:
+        record_types: dict[str, str] = {}
         for row in _rows(self.src, "SELECT * FROM opportunities"):
+            pipeline = row["pipeline"]
+            if pipeline and pipeline not in record_types:
+                record_types[pipeline] = sf_id("RecordType", f"pipeline:{pipeline}")
+                self.org.insert_many(
+                    "RecordType",
+                    [
+                        {
+                            "Id": record_types[pipeline],
+                            "Name": pipeline,
+                            "DeveloperName": pipeline.replace(" ", "_"),
+                            "SobjectType": "Opportunity",
+                            "IsActive": True,
+                            "CreatedDate": "2020-01-01T00:00:00.000+0000",
+                        }
+                    ],
+                )
             if row["lead_source"] and row["channel"]:
                 self.channels.setdefault(row["lead_source"], row["channel"])
             if row["region"]:
@@ -304,6 +321,7 @@ class Seeder:
                 "ContactId": sf_id("Contact", contact) if contact and self.kinds.get(contact) == "Contact" else None,
                 "Sales_Region__c": row["region"],
                 "Competitor_Price__c": row["competitor_price"],
+                "RecordTypeId": record_types.get(pipeline) if pipeline else None,
                 "CreatedDate": sf_ts(row["created_at"]),
                 "SystemModstamp": sf_ts(max(filter(None, (row["created_at"], row["closed_at"])), default=None)),
                 "IsDeleted": bool(row["is_deleted"]),

@@ -54,11 +54,9 @@ def test_leads_from_query_all_with_conversion_queue_owner_and_deletion() -> None
     assert converted["channel"] == "inbound" and converted["created_at"] == "2025-01-21T09:14:03Z"
     assert rows["00Q8d00000Lm3CdEAJ"]["owner_id"] == "00G8d000002QuEaEAK"  # a queue, kept as is
     assert rows["00Q8d00000Lm3CdEAJ"]["lifecycle_stage"] == "sql"
-    assert rows["00Q8d00000Lm3CeEAJ"] == {
-        "id": "00Q8d00000Lm3CeEAJ",
-        "is_deleted": 1,
-        "synced_at": "2026-01-01T00:00:00Z",
-    }
+    deleted = rows["00Q8d00000Lm3CeEAJ"]  # from the Recycle Bin: stored flagged, with its data
+    assert (deleted["is_deleted"], deleted["email"], deleted["lead_status"]) == (1, None, "Open - Not Contacted")
+    assert not any(e["contact_id"] == "00Q8d00000Lm3CeEAJ" for e in out["lifecycle_events"])
     events = {(e["contact_id"], e["stage"], e["source"]) for e in out["lifecycle_events"]}
     assert ("00Q8d00000Lm3CcEAJ", "lead", "lead_created") in events
     assert ("00Q8d00000Lm3CcEAJ", "opportunity", "converted") in events

@@ -82,6 +82,7 @@ TABLES: list[tuple[str, str, tuple[str, ...]]] = [
             "created_by_id",
             "amount",
             "stage",
+            "pipeline",
             "is_closed",
             "is_won",
             "created_at",
