@@ -18,7 +18,9 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -190,7 +192,48 @@ class SalesforceClient:
     # ---------------------------------------------------------------- reading
 
     def query_pages(self, soql: str, *, include_deleted: bool) -> Iterator[list[dict[str, Any]]]:
-        """One list of records per REST page (≤2,000), following nextRecordsUrl (§2.3)."""
+        """One list of records per REST page (≤2,000), following nextRecordsUrl (§2.3).
+
+        The next page is fetched on a helper thread while the caller maps and
+        stores the current one, so network time and processing overlap; at most
+        one page waits, and only that thread talks HTTP while pages flow.
+        """
+        pages: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+        closing = threading.Event()
+
+        def hand_over(item: tuple[str, Any]) -> bool:
+            while not closing.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def fetch() -> None:
+            try:
+                for page in self._pages(soql, include_deleted):
+                    if not hand_over(("page", page)):
+                        return
+                hand_over(("end", None))
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                hand_over(("error", exc))
+
+        worker = threading.Thread(target=fetch, name="salesforce-prefetch", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, item = pages.get()
+                if kind == "end":
+                    return
+                if kind == "error":
+                    raise item
+                yield item
+        finally:
+            closing.set()
+            worker.join(timeout=self.config.connection.timeout_s)
+
+    def _pages(self, soql: str, include_deleted: bool) -> Iterator[list[dict[str, Any]]]:
         page = self.call(lambda sf: sf.query(soql, include_deleted=include_deleted), f"query {soql[:80]}")
         seen: set[str] = set()
         while True:

@@ -64,6 +64,11 @@ class SalesforceConnector:
             self._fields[obj.name] = select_fields(obj, self.config.mapping, self.client.describe(obj.name))
         return self._fields[obj.name]
 
+    def query_for(self, name: str) -> tuple[str, bool]:
+        """(SOQL of a whole pull, whether it reads deleted rows): what `pull` sends first, for tools and benches."""
+        obj = BY_NAME[name]
+        return soql(obj, self._selected(obj)[0], None), obj.deletions
+
     def pull(self, spec: ObjectSpec, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
         obj = BY_NAME[spec.name]
         fields, missing = self._selected(obj)

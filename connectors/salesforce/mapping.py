@@ -23,7 +23,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from kpisync.config import Mapping, ValueMap
-from kpisync.timestamps import normalize_date, normalize_ts
+from kpisync.timestamps import normalize_date
+from kpisync.timestamps import normalize_ts as _normalize_ts
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -85,6 +86,26 @@ DEFAULT_CHANNELS: tuple[tuple[str, str], ...] = (
 TASK_TYPES = {"call": "call", "email": "email", "meeting": "meeting", "visit": "visit", "note": "note"}
 
 
+def normalize_ts(raw: Any) -> str | None:
+    """Salesforce's own formats take a fast path; anything else goes through kpisync.timestamps.
+
+    `2025-03-28T15:40:09.000+0000` (REST, always UTC, §2.2), `…Z` (Bulk CSV, §3) and
+    `2025-03-28` (date fields) are most values of every page.
+    """
+    if isinstance(raw, str):
+        n = len(raw)
+        if n == 28 and raw[23:] == "+0000" and raw[10] == "T":
+            return raw[:19] + "Z"
+        if n == 24 and raw[23] == "Z" and raw[10] == "T":
+            return raw[:19] + "Z"
+        if n == 10 and raw[4] == "-" and raw[7] == "-" and raw[:4].isdigit():
+            return raw + "T00:00:00Z"
+    return _normalize_ts(raw)
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+
+
 @dataclass
 class Context:
     mapping: Mapping
@@ -103,13 +124,29 @@ def value(record: dict[str, Any], name: str) -> Any:
     return current
 
 
+_EXACT: dict[int, tuple[ValueMap, dict[str, str]]] = {}
+
+
+def lookup(vmap: ValueMap, raw: Any) -> str | None:
+    """`ValueMap.lookup`, with exact-match maps compiled once into a dict (it runs for every record)."""
+    if vmap.match != "exact":
+        return vmap.lookup(raw)
+    cached = _EXACT.get(id(vmap))
+    if cached is None or cached[0] is not vmap:
+        cached = (vmap, {k.strip().lower(): v for k, v in reversed(vmap.values.items())})
+        _EXACT[id(vmap)] = cached
+    if raw is None or raw == "":
+        return vmap.default
+    return cached[1].get(str(raw).strip().lower(), vmap.default)
+
+
 def mapped(vmap: ValueMap | None, record: dict[str, Any]) -> str | None:
     if vmap is None:
         return None
     raw = value(record, vmap.field)
     if not vmap.values:
         return vmap.default if raw in (None, "") else str(raw)
-    return vmap.lookup(raw)
+    return lookup(vmap, raw)
 
 
 def _contains(rules: tuple[tuple[str, str], ...], raw: Any) -> str | None:
@@ -125,7 +162,7 @@ def _contains(rules: tuple[tuple[str, str], ...], raw: Any) -> str | None:
 def channel_of(raw_source: Any, m: Mapping) -> str | None:
     """The canonical channel of a lead source (the YAML's `channel` map, else the defaults)."""
     if m.channel is not None:
-        return m.channel.lookup(raw_source) if m.channel.values else (str(raw_source) if raw_source else None)
+        return lookup(m.channel, raw_source) if m.channel.values else (str(raw_source) if raw_source else None)
     if not raw_source:
         return None
     return _contains(DEFAULT_CHANNELS, raw_source) or "other"
@@ -151,7 +188,7 @@ def _tail(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
     # queryAll returns deleted rows whole: they are stored flagged, with their data (rows are never removed)
     return {
         "is_deleted": 1 if _deleted(record) else 0,
-        "raw": json.dumps(record, separators=(",", ":")),
+        "raw": _ENCODE(record),
         "synced_at": ctx.synced_at,
     }
 
@@ -169,7 +206,7 @@ def _event(contact: str | None, stage: str, at: Any, source: str) -> list[dict[s
 def user(record: dict[str, Any], ctx: Context) -> Rows:
     m = ctx.mapping
     role = (
-        m.role.lookup(value(record, m.role.field))
+        lookup(m.role, value(record, m.role.field))
         if m.role
         else _contains(DEFAULT_ROLES, value(record, "UserRole.Name"))
     )
@@ -362,7 +399,7 @@ def stage_history(record: dict[str, Any], ctx: Context) -> Rows:
 
 def _activity_type(record: dict[str, Any], m: Mapping, obj: str) -> str:
     if m.activity_type and m.activity_type.field in record:
-        found = m.activity_type.lookup(record.get(m.activity_type.field))
+        found = lookup(m.activity_type, record.get(m.activity_type.field))
         if found:
             return found
     subtype = str(record.get("TaskSubtype") or "").lower()
