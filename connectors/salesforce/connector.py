@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kpisync.config import Config, SalesforceAuth
@@ -42,6 +43,7 @@ from kpisync.timestamps import BadTimestamp, normalize_ts, utc_now
 
 log = logging.getLogger("kpisync.salesforce")
 PAGE = 2000
+PURGE_WINDOW_DAYS = 14  # getDeleted looks back at most 15 days (§2.7)
 
 
 class SalesforceConnector:
@@ -76,11 +78,26 @@ class SalesforceConnector:
             log.info("%s: the org lacks %s; pulling without them (kpisync doctor lists them)", obj.name, missing)
         if full and self.client.count(f"SELECT COUNT() FROM {obj.name}") > self.config.connection.bulk_threshold:
             yield from self._pull_bulk(obj, fields)
-            return
-        since = None if full else _cursor_literal(cursor)
-        query = soql(obj, fields, since)
-        for records in self.client.query_pages(query, include_deleted=obj.deletions):
-            yield self._page(obj, records, ordered=True)
+        else:
+            since = None if full else _cursor_literal(cursor)
+            query = soql(obj, fields, since)
+            for records in self.client.query_pages(query, include_deleted=obj.deletions):
+                yield self._page(obj, records, ordered=True)
+        if full and obj.purges:
+            yield self._purged(obj)
+
+    def _purged(self, obj: SObject) -> Page:
+        """Records deleted in the last 15 days per the getDeleted feed (§2.7), flagged; the cursor stays."""
+        # the feed covers whole minutes and its end is exclusive: end at the next minute to include now
+        end = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+        start = end - timedelta(days=PURGE_WINDOW_DAYS)
+        feed = self.client.restful(
+            f"sobjects/{obj.name}/deleted/",
+            params={"start": start.isoformat(), "end": end.isoformat()},
+        )
+        synced = utc_now()
+        markers = [{"id": d["id"], "is_deleted": 1, "synced_at": synced} for d in feed.get("deletedRecords", [])]
+        return Page(rows={obj.tables[0]: markers} if markers else {})
 
     def _pull_bulk(self, obj: SObject, fields: list[str]) -> Iterator[Page]:
         # Bulk results come unordered (ORDER BY disables PK chunking, §3): pages move no cursor;

@@ -27,6 +27,9 @@ class SObject:
     cursor_field: str = "SystemModstamp"
     deletions: bool = True  # has IsDeleted: read through queryAll
     mapped: Callable[[Mapping], list[str]] = lambda m: []
+    # getDeleted feed (§2.7) read on full pulls: catches records purged from the Recycle Bin,
+    # which queryAll no longer returns; only for objects whose first table is keyed by the record id
+    purges: bool = False
     sibling: str | None = None  # Task/Event share mapping keys: a field on only one of them is expected
 
     def spec(self) -> ObjectSpec:
@@ -84,6 +87,7 @@ OBJECTS: tuple[SObject, ...] = (
             "BillingCity",
         ),
         "account",
+        purges=True,
         mapped=lambda m: [*_region(m), *([m.churn_date_field] if m.churn_date_field else [])],
     ),
     SObject(
@@ -107,6 +111,7 @@ OBJECTS: tuple[SObject, ...] = (
             "ConvertedOpportunityId",
         ),
         "lead",
+        purges=True,
         mapped=_lead_fields,
     ),
     SObject(
@@ -125,6 +130,7 @@ OBJECTS: tuple[SObject, ...] = (
             "MailingCity",
         ),
         "contact",
+        purges=True,
         mapped=lambda m: [*_region(m), *_channel(m), *([m.nps_field] if m.nps_field else [])],
     ),
     SObject(
@@ -148,6 +154,7 @@ OBJECTS: tuple[SObject, ...] = (
             "RecordType.Name",
         ),
         "opportunity",
+        purges=True,
         mapped=lambda m: [
             *_region(m),
             *_channel(m),
@@ -197,6 +204,7 @@ OBJECTS: tuple[SObject, ...] = (
             "CallDisposition",
         ),
         "task",
+        purges=True,
         mapped=_activity_fields,
         sibling="Event",
     ),
@@ -219,6 +227,7 @@ OBJECTS: tuple[SObject, ...] = (
             "IsChild",
         ),
         "event",
+        purges=True,
         mapped=_activity_fields,
         sibling="Task",
     ),
@@ -238,6 +247,7 @@ OBJECTS: tuple[SObject, ...] = (
             "ClosedDate",
         ),
         "case",
+        purges=True,
     ),
     SObject(
         "Campaign",

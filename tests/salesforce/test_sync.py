@@ -212,3 +212,16 @@ def test_full_backfill_above_threshold_uses_bulk_2(sandbox: SalesforceSandbox, c
     query = f"SELECT {columns} FROM activities ORDER BY id"
     assert bulk.conn.execute(query).fetchall() == rest.conn.execute(query).fetchall()
     assert bulk.get_cursor("salesforce", "Task") == rest.get_cursor("salesforce", "Task") == "2026-01-01T00:00:00Z"
+
+
+def test_full_reconcile_flags_records_purged_from_the_recycle_bin(sandbox: SalesforceSandbox, config: Config) -> None:
+    store = Store.open(":memory:")
+    connector = SalesforceConnector(config)
+    drive(connector, store)
+    purged = sandbox.sf_id("case002")
+    sandbox.purge(purged)  # hard delete: queryAll never shows it again
+    drive(connector, store)
+    assert store.conn.execute("SELECT is_deleted FROM cases WHERE id = ?", (purged,)).fetchone() == (0,)
+    drive(connector, store, full=True)  # the nightly reconcile reads the getDeleted feed
+    assert store.conn.execute("SELECT is_deleted, status FROM cases WHERE id = ?", (purged,)).fetchone() == (1, "New")
+    assert store.count("cases", "is_deleted = 1") == 1
