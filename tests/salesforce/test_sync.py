@@ -225,3 +225,23 @@ def test_full_reconcile_flags_records_purged_from_the_recycle_bin(sandbox: Sales
     drive(connector, store, full=True)  # the nightly reconcile reads the getDeleted feed
     assert store.conn.execute("SELECT is_deleted, status FROM cases WHERE id = ?", (purged,)).fetchone() == (1, "New")
     assert store.count("cases", "is_deleted = 1") == 1
+
+
+def test_a_bad_record_is_quarantined_and_the_run_goes_on(sandbox: SalesforceSandbox, config: Config) -> None:
+    store = Store.open(":memory:")
+    connector = SalesforceConnector(config)
+    drive(connector, store)
+    owner = sandbox.sf_id("u0002")
+    bad = sandbox.insert(
+        "Task", {"Subject": "Broken", "TaskSubtype": "Call", "OwnerId": owner, "CompletedDateTime": "last Tuesday"}
+    )
+    good = sandbox.insert("Task", {"Subject": "Fine", "TaskSubtype": "Call", "OwnerId": owner})
+    drive(connector, store, objects=["Task"])
+    reason, raw = store.conn.execute("SELECT reason, raw FROM quarantine WHERE record_id = ?", (bad,)).fetchone()
+    assert "last Tuesday" in reason and '"Subject": "Broken"' in raw
+    assert store.conn.execute("SELECT subject FROM activities WHERE id = ?", (good,)).fetchone() == ("Fine",)
+    assert store.conn.execute("SELECT 1 FROM activities WHERE id = ?", (bad,)).fetchone() is None
+    assert (
+        store.get_cursor("salesforce", "Task")
+        >= store.conn.execute("SELECT max(created_at) FROM activities").fetchone()[0]
+    )
