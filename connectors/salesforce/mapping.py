@@ -16,188 +16,33 @@ time per stage.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from kpisync.config import Mapping, ValueMap
+from kpisync.config import Mapping
+from kpisync.connectors.salesforce.values import (
+    DEFAULT_CALL_OUTCOMES,
+    DEFAULT_DEAL_TYPES,
+    DEFAULT_ROLES,
+    TASK_TYPES,
+    Context,
+    Rows,
+    as_bool,
+    as_float,
+    channel_of,
+    contains_rule,
+    is_deleted_record,
+    lookup,
+    mapped,
+    normalize_ts,
+    record_tail,
+    stage_event,
+    value,
+)
 from kpisync.timestamps import normalize_date
-from kpisync.timestamps import normalize_ts as _normalize_ts
 
-Rows = dict[str, list[dict[str, Any]]]
-
-# Defaults when the YAML leaves a key unset (docs/salesforce.md lists them).
-DEFAULT_ROLES: tuple[tuple[str, str], ...] = (
-    ("business development", "bdr"),
-    ("bdr", "bdr"),
-    ("sales development", "sdr"),
-    ("sdr", "sdr"),
-    ("account executive", "ae"),
-    ("ae", "ae"),
-    ("account manager", "am"),
-    ("customer success", "am"),
-    ("manager", "manager"),
-    ("director", "manager"),
-    ("head", "manager"),
-    ("vp", "manager"),
-)
-DEFAULT_DEAL_TYPES = {
-    "new customer": "new_business",
-    "new business": "new_business",
-    "existing customer - upgrade": "upsell",
-    "upsell": "upsell",
-    "existing customer - cross-sell": "cross_sell",
-    "cross-sell": "cross_sell",
-    "existing customer - renewal": "renewal",
-    "renewal": "renewal",
-    "existing customer - replacement": "renewal",
-    "existing customer - downgrade": "other",
-}
-DEFAULT_CALL_OUTCOMES: tuple[tuple[str, str], ...] = (
-    ("no answer", "no_answer"),
-    ("voicemail", "no_answer"),
-    ("left message", "no_answer"),
-    ("busy", "no_answer"),
-    ("not interested", "negative"),
-    ("interested", "positive"),
-    ("meeting", "booked"),
-    ("connected", "connected"),
-)
-DEFAULT_CHANNELS: tuple[tuple[str, str], ...] = (
-    ("referral", "referral"),
-    ("partner", "referral"),
-    ("web", "inbound"),
-    ("inbound", "inbound"),
-    ("phone inquiry", "inbound"),
-    ("organic", "inbound"),
-    ("cold call", "outbound"),
-    ("outbound", "outbound"),
-    ("purchased list", "outbound"),
-    ("trade show", "event"),
-    ("event", "event"),
-    ("webinar", "event"),
-    ("seminar", "event"),
-    ("advertisement", "paid"),
-    ("paid", "paid"),
-    ("adwords", "paid"),
-)
-TASK_TYPES = {"call": "call", "email": "email", "meeting": "meeting", "visit": "visit", "note": "note"}
-
-
-def normalize_ts(raw: Any) -> str | None:
-    """Salesforce's own formats take a fast path; anything else goes through kpisync.timestamps.
-
-    `2025-03-28T15:40:09.000+0000` (REST, always UTC, §2.2), `…Z` (Bulk CSV, §3) and
-    `2025-03-28` (date fields) are most values of every page.
-    """
-    if isinstance(raw, str):
-        n = len(raw)
-        if n == 28 and raw[23:] == "+0000" and raw[10] == "T":
-            return raw[:19] + "Z"
-        if n == 24 and raw[23] == "Z" and raw[10] == "T":
-            return raw[:19] + "Z"
-        if n == 10 and raw[4] == "-" and raw[7] == "-" and raw[:4].isdigit():
-            return raw + "T00:00:00Z"
-    return _normalize_ts(raw)
-
-
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
-
-
-@dataclass
-class Context:
-    mapping: Mapping
-    synced_at: str
-
-
-def value(record: dict[str, Any], name: str) -> Any:
-    """A field or a `Relationship.Field` of a REST record (parents are nested objects or null, §2.1)."""
-    if "." not in name:
-        return record.get(name)
-    current: Any = record
-    for part in name.split("."):
-        if not isinstance(current, dict):
-            return None
-        current = current.get(part)
-    return current
-
-
-_EXACT: dict[int, tuple[ValueMap, dict[str, str]]] = {}
-
-
-def lookup(vmap: ValueMap, raw: Any) -> str | None:
-    """`ValueMap.lookup`, with exact-match maps compiled once into a dict (it runs for every record)."""
-    if vmap.match != "exact":
-        return vmap.lookup(raw)
-    cached = _EXACT.get(id(vmap))
-    if cached is None or cached[0] is not vmap:
-        cached = (vmap, {k.strip().lower(): v for k, v in reversed(vmap.values.items())})
-        _EXACT[id(vmap)] = cached
-    if raw is None or raw == "":
-        return vmap.default
-    return cached[1].get(str(raw).strip().lower(), vmap.default)
-
-
-def mapped(vmap: ValueMap | None, record: dict[str, Any]) -> str | None:
-    if vmap is None:
-        return None
-    raw = value(record, vmap.field)
-    if not vmap.values:
-        return vmap.default if raw in (None, "") else str(raw)
-    return lookup(vmap, raw)
-
-
-def _contains(rules: tuple[tuple[str, str], ...], raw: Any) -> str | None:
-    if not raw:
-        return None
-    text = str(raw).lower()
-    for probe, result in rules:
-        if probe in text.split() if len(probe) <= 3 else probe in text:
-            return result
-    return None
-
-
-def channel_of(raw_source: Any, m: Mapping) -> str | None:
-    """The canonical channel of a lead source (the YAML's `channel` map, else the defaults)."""
-    if m.channel is not None:
-        return lookup(m.channel, raw_source) if m.channel.values else (str(raw_source) if raw_source else None)
-    if not raw_source:
-        return None
-    return _contains(DEFAULT_CHANNELS, raw_source) or "other"
-
-
-def _bool(raw: Any) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if isinstance(raw, str):
-        return 1 if raw.lower() == "true" else 0
-    return 1 if raw else 0
-
-
-def _float(raw: Any) -> float | None:
-    return None if raw is None or raw == "" else float(raw)
-
-
-def _deleted(record: dict[str, Any]) -> bool:
-    return bool(_bool(record.get("IsDeleted")))
-
-
-def _tail(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    # queryAll returns deleted rows whole: they are stored flagged, with their data (rows are never removed)
-    return {
-        "is_deleted": 1 if _deleted(record) else 0,
-        "raw": _ENCODE(record),
-        "synced_at": ctx.synced_at,
-    }
-
-
-def _event(contact: str | None, stage: str, at: Any, source: str) -> list[dict[str, Any]]:
-    stamp = normalize_ts(at)
-    if not contact or not stamp:
-        return []
-    return [{"contact_id": contact, "stage": stage, "entered_at": stamp, "source": source}]
+__all__ = ["MAPPERS", "Context"]
 
 
 # ---------------------------------------------------------------- per object
@@ -208,7 +53,7 @@ def user(record: dict[str, Any], ctx: Context) -> Rows:
     role = (
         lookup(m.role, value(record, m.role.field))
         if m.role
-        else _contains(DEFAULT_ROLES, value(record, "UserRole.Name"))
+        else contains_rule(DEFAULT_ROLES, value(record, "UserRole.Name"))
     )
     team = value(record, m.team_field or "Department")
     region = mapped(m.user_region, record) if m.user_region else record.get("Division")
@@ -220,8 +65,8 @@ def user(record: dict[str, Any], ctx: Context) -> Rows:
         "team": team,
         "region": region,
         "manager_id": record.get("ManagerId"),
-        "is_active": _bool(record.get("IsActive")),
-        **_tail(record, ctx),
+        "is_active": as_bool(record.get("IsActive")),
+        **record_tail(record, ctx),
     }
     return {"users": [row]}
 
@@ -241,8 +86,8 @@ def account(record: dict[str, Any], ctx: Context) -> Rows:
         "region": mapped(m.region, record),
         "created_at": normalize_ts(record.get("CreatedDate")),
         "churned_at": normalize_ts(churn),
-        "annual_revenue": _float(record.get("AnnualRevenue")),
-        **_tail(record, ctx),
+        "annual_revenue": as_float(record.get("AnnualRevenue")),
+        **record_tail(record, ctx),
     }
     return {"accounts": [row]}
 
@@ -259,7 +104,7 @@ def _nps(record: dict[str, Any], m: Mapping) -> int | None:
 def lead(record: dict[str, Any], ctx: Context) -> Rows:
     m = ctx.mapping
     status = str(record.get("Status") or "").lower()
-    converted = bool(_bool(record.get("IsConverted")))
+    converted = bool(as_bool(record.get("IsConverted")))
     stage = "lead"
     if status in _statuses(m.mql):
         stage = "mql"
@@ -287,18 +132,18 @@ def lead(record: dict[str, Any], ctx: Context) -> Rows:
         "converted_at": normalize_ts(record.get("ConvertedDate")),
         "converted_contact_id": record.get("ConvertedContactId"),
         "nps_score": _nps(record, m),
-        **_tail(record, ctx),
+        **record_tail(record, ctx),
     }
-    if _deleted(record):
+    if is_deleted_record(record):
         return {"contacts": [row]}
-    events = _event(record["Id"], "lead", record.get("CreatedDate"), "lead_created")
+    events = stage_event(record["Id"], "lead", record.get("CreatedDate"), "lead_created")
     for stage_name, rule in (("mql", m.mql), ("sql", m.sql)):
         if rule and rule.date_field:
-            events += _event(record["Id"], stage_name, value(record, rule.date_field), "date_field")
+            events += stage_event(record["Id"], stage_name, value(record, rule.date_field), "date_field")
     if converted:
-        events += _event(record["Id"], "sql", record.get("ConvertedDate"), "converted")
+        events += stage_event(record["Id"], "sql", record.get("ConvertedDate"), "converted")
         if record.get("ConvertedOpportunityId"):
-            events += _event(record["Id"], "opportunity", record.get("ConvertedDate"), "converted")
+            events += stage_event(record["Id"], "opportunity", record.get("ConvertedDate"), "converted")
     return {"contacts": [row], "lifecycle_events": events}
 
 
@@ -324,21 +169,21 @@ def contact(record: dict[str, Any], ctx: Context) -> Rows:
         "converted_at": None,
         "converted_contact_id": None,
         "nps_score": _nps(record, m),
-        **_tail(record, ctx),
+        **record_tail(record, ctx),
     }
     return {"contacts": [row]}
 
 
 def _deal_events(contact_id: str | None, created: Any, won: Any, close: Any) -> list[dict[str, Any]]:
-    events = _event(contact_id, "opportunity", created, "opportunity_created")
-    if _bool(won):
-        events += _event(contact_id, "customer", close, "won")
+    events = stage_event(contact_id, "opportunity", created, "opportunity_created")
+    if as_bool(won):
+        events += stage_event(contact_id, "customer", close, "won")
     return events
 
 
 def opportunity(record: dict[str, Any], ctx: Context) -> Rows:
     m = ctx.mapping
-    closed = _bool(record.get("IsClosed"))
+    closed = as_bool(record.get("IsClosed"))
     deal_type = (
         mapped(m.deal_type, record)
         if m.deal_type
@@ -350,31 +195,31 @@ def opportunity(record: dict[str, Any], ctx: Context) -> Rows:
         "account_id": record.get("AccountId"),
         "owner_id": record.get("OwnerId"),
         "created_by_id": record.get("CreatedById"),
-        "amount": _float(record.get("Amount")),
+        "amount": as_float(record.get("Amount")),
         "stage": record.get("StageName"),
         "pipeline": value(record, "RecordType.Name"),  # record types are how orgs separate sales processes
         "is_closed": closed,
-        "is_won": _bool(record.get("IsWon")),
+        "is_won": as_bool(record.get("IsWon")),
         "created_at": normalize_ts(record.get("CreatedDate")),
         "closed_at": normalize_ts(record.get("CloseDate")) if closed else None,
         "deal_type": deal_type,
         "lead_source": record.get("LeadSource"),
         "channel": channel_of(value(record, m.channel.field if m.channel else "LeadSource"), m),
-        "competitor_price": _float(value(record, m.competitor_price_field)) if m.competitor_price_field else None,
+        "competitor_price": as_float(value(record, m.competitor_price_field)) if m.competitor_price_field else None,
         "region": mapped(m.region, record),
-        **_tail(record, ctx),
+        **record_tail(record, ctx),
     }
     contact_id = record.get("ContactId")
     if contact_id:  # only when known: an OpportunityContactRole may have set it, never clear it
         row["contact_id"] = contact_id
-    if _deleted(record):
+    if is_deleted_record(record):
         return {"opportunities": [row]}
     events = _deal_events(contact_id, record.get("CreatedDate"), record.get("IsWon"), record.get("CloseDate"))
     return {"opportunities": [row], "lifecycle_events": events}
 
 
 def contact_role(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record) or not _bool(record.get("IsPrimary")):
+    if is_deleted_record(record) or not as_bool(record.get("IsPrimary")):
         return {}
     opp = record.get("Opportunity") or {}
     contact_id = record.get("ContactId")
@@ -386,13 +231,13 @@ def contact_role(record: dict[str, Any], ctx: Context) -> Rows:
 
 
 def stage_history(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record):
+    if is_deleted_record(record):
         return {}
     row = {
         "opportunity_id": record["OpportunityId"],
         "stage": record.get("StageName"),
         "entered_at": normalize_ts(record.get("CreatedDate")),
-        "amount": _float(record.get("Amount")),
+        "amount": as_float(record.get("Amount")),
     }
     return {"opportunity_stage_history": [row]}
 
@@ -432,7 +277,7 @@ def _outcome(record: dict[str, Any], m: Mapping) -> str | None:
                 if found:
                     return found
         return None
-    found = _contains(DEFAULT_CALL_OUTCOMES, record.get("CallDisposition"))
+    found = contains_rule(DEFAULT_CALL_OUTCOMES, record.get("CallDisposition"))
     if found is None and str(record.get("Status") or "").lower() == "completed":
         found = "completed"
     return found
@@ -462,7 +307,7 @@ def _activity(record: dict[str, Any], ctx: Context, obj: str) -> Rows:
         "duration_s": None if seconds in (None, "") else int(float(seconds)),
         "outcome": _outcome(record, m),
         "subject": record.get("Subject"),
-        **_tail(record, ctx),
+        **record_tail(record, ctx),
     }
     return {"activities": [row]}
 
@@ -472,7 +317,7 @@ def task(record: dict[str, Any], ctx: Context) -> Rows:
 
 
 def event(record: dict[str, Any], ctx: Context) -> Rows:
-    if _bool(record.get("IsChild")):
+    if as_bool(record.get("IsChild")):
         return {}  # an invitee's copy of a group event: counting it would double the meeting (§7)
     return _activity(record, ctx, "Event")
 
@@ -489,14 +334,14 @@ def case(record: dict[str, Any], ctx: Context) -> Rows:
         "created_at": normalize_ts(record.get("CreatedDate")),
         "first_response_at": None,
         "closed_at": normalize_ts(record.get("ClosedDate")),
-        "is_closed": _bool(record.get("IsClosed")),
-        **_tail(record, ctx),
+        "is_closed": as_bool(record.get("IsClosed")),
+        **record_tail(record, ctx),
     }
     return {"cases": [row]}
 
 
 def campaign(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record):
+    if is_deleted_record(record):
         return {}
     m = ctx.mapping
     end = normalize_date(record.get("EndDate"))
@@ -508,13 +353,13 @@ def campaign(record: dict[str, Any], ctx: Context) -> Rows:
         "period_start": normalize_date(record.get("StartDate")),
         # Campaign.EndDate is inclusive, spend.period_end exclusive (canonical-model.md)
         "period_end": (date.fromisoformat(end) + timedelta(days=1)).isoformat() if end else None,
-        "amount": _float(record.get("ActualCost")),
+        "amount": as_float(record.get("ActualCost")),
     }
     return {"spend": [row]}
 
 
 def lead_history(record: dict[str, Any], ctx: Context) -> Rows:
-    if _deleted(record):
+    if is_deleted_record(record):
         return {}
     m = ctx.mapping
     lead_id, fld = record.get("LeadId"), record.get("Field")
@@ -523,9 +368,9 @@ def lead_history(record: dict[str, Any], ctx: Context) -> Rows:
         new = str(record.get("NewValue") or "").lower()
         for stage_name, rule in (("mql", m.mql), ("sql", m.sql)):
             if new in _statuses(rule):
-                events += _event(lead_id, stage_name, record.get("CreatedDate"), "lead_history")
+                events += stage_event(lead_id, stage_name, record.get("CreatedDate"), "lead_history")
     elif fld == "leadConverted":
-        events += _event(lead_id, "sql", record.get("CreatedDate"), "converted")
+        events += stage_event(lead_id, "sql", record.get("CreatedDate"), "converted")
     return {"lifecycle_events": events} if events else {}
 
 

@@ -8,9 +8,6 @@ or expired one gets the 401 JSON list simple-salesforce expects (§1.4).
 
 from __future__ import annotations
 
-import base64
-import csv
-import io
 import itertools
 import json
 import secrets
@@ -18,26 +15,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
-from xml.dom import minidom
-from xml.parsers.expat import ExpatError
 
-import jwt
-
+from kpisync.connectors.sandbox.salesforce_bulk import BulkJob, BulkRoutes
+from kpisync.connectors.sandbox.salesforce_login import LoginRoutes
 from kpisync.connectors.sandbox.salesforce_org import OrgStore, QueryState
 from kpisync.connectors.sandbox.salesforce_schema import PREFIX, SCHEMA, describe_field
 from kpisync.connectors.sandbox.salesforce_soql import SoqlError, datetime_literal, parse
+from kpisync.connectors.sandbox.salesforce_wire import ORG_ID, error
 from kpisync.connectors.sandbox.server import Request, Response, Router
 
 API = r"/services/data/v(?P<ver>\d+\.\d)"
-ORG_ID = "00D8d000001KpQrEAK"
-INTEGRATION_USER = "0058d000004AbCgAAK"
 BULK_CHUNK = 50_000
 _FIELD_TYPES = {"Percent": "percent", "Number": "double", "Currency": "currency", "Text": "string", "Date": "date"}
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> Response:
-    return Response(status, [{"message": message, "errorCode": code, **extra}])
 
 
 @dataclass
@@ -49,21 +38,13 @@ class Credentials:
 
 
 @dataclass
-class BulkJob:
-    id: str
-    state: QueryState
-    info: dict[str, Any]
-    polls: int = 0
-
-
-@dataclass
 class ApiBudget:
     used: int = 0
     limit: int = 1_000_000
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SalesforceApi:
+class SalesforceApi(LoginRoutes, BulkRoutes):
     def __init__(self, org: OrgStore, creds: Credentials, describe_template: dict[str, Any], api_limit: int) -> None:
         self.org = org
         self.creds = creds
@@ -131,68 +112,6 @@ class SalesforceApi:
         token = f"{ORG_ID[:15]}!AQ0AQ{secrets.token_urlsafe(48)}"
         self.sessions.add(token)
         return token
-
-    # ---------------------------------------------------------------- login (§1.2, §1.3)
-
-    def soap_login(self, request: Request) -> Response:
-        try:
-            doc = minidom.parseString(request.body)
-            username = _text(doc, "username")
-            password = _text(doc, "password")
-        except (IndexError, AttributeError, ExpatError):
-            return self._soap_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
-        expected = self.creds.password + self.creds.security_token
-        if username != self.creds.username or password != expected:
-            return self._soap_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out.")
-        ver = request.match.group("ver") if request.match else "59.0"
-        session = self.new_session()
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/'
-            'envelope/" xmlns="urn:partner.soap.sforce.com"><soapenv:Body><loginResponse><result>'
-            f"<metadataServerUrl>{self.base_url}/services/Soap/m/{ver}/{ORG_ID}</metadataServerUrl>"
-            "<passwordExpired>false</passwordExpired><sandbox>true</sandbox>"
-            f"<serverUrl>{self.base_url}/services/Soap/u/{ver}/{ORG_ID}</serverUrl>"
-            f"<sessionId>{session}</sessionId><userId>{INTEGRATION_USER}</userId>"
-            f"<userInfo><organizationId>{ORG_ID}</organizationId><sessionSecondsValid>7200</sessionSecondsValid>"
-            f"<userName>{self.creds.username}</userName><userTimeZone>Europe/London</userTimeZone></userInfo>"
-            "</result></loginResponse></soapenv:Body></soapenv:Envelope>"
-        )
-        return Response(200, body, content_type="text/xml; charset=utf-8")
-
-    @staticmethod
-    def _soap_fault(code: str, message: str) -> Response:
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/'
-            'envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com"><soapenv:Body><soapenv:Fault>'
-            f"<faultcode>sf:{code}</faultcode><faultstring>{code}: {message}</faultstring><detail>"
-            f"<sf:LoginFault><sf:exceptionCode>{code}</sf:exceptionCode><sf:exceptionMessage>{message}"
-            "</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"
-        )
-        return Response(500, body, content_type="text/xml; charset=utf-8")
-
-    def oauth_token(self, request: Request) -> Response:
-        form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
-        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
-            return Response(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
-        try:
-            # the sandbox parses the assertion but does not verify its signature (it has no certificate)
-            claims = jwt.decode(form.get("assertion", ""), options={"verify_signature": False})
-        except jwt.PyJWTError:
-            return Response(400, {"error": "invalid_grant", "error_description": "invalid assertion"})
-        if claims.get("iss") != self.creds.consumer_key:
-            return Response(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
-        if claims.get("sub") != self.creds.username:
-            return Response(400, {"error": "invalid_grant", "error_description": "user hasn't approved this consumer"})
-        return Response(
-            200,
-            {
-                "access_token": self.new_session(),
-                "scope": "api",
-                "instance_url": self.base_url,
-                "id": f"{self.base_url}/id/{ORG_ID}/{INTEGRATION_USER}",
-                "token_type": "Bearer",
-            },
-        )
 
     # ---------------------------------------------------------------- query (§2)
 
@@ -420,98 +339,3 @@ class SalesforceApi:
                     [name],
                 )
         return {"id": record_id, "success": True, "errors": []}
-
-    # ---------------------------------------------------------------- Bulk API 2.0 (§3)
-
-    def bulk_create(self, request: Request) -> Response:
-        body = request.json() or {}
-        soql = parse(str(body.get("query", "")))
-        if soql.count or soql.order_by or soql.limit is not None:
-            return error(400, "INVALIDJOB", "Bulk API 2.0 queries do not support COUNT(), ORDER BY or LIMIT here")
-        operation = body.get("operation", "query")
-        state = self.org.start_query(soql, include_deleted=operation == "queryAll")
-        job_id = f"7508d{next(self._ids):010d}AAF"
-        stamp = self.org.now()
-        info = {
-            "id": job_id,
-            "operation": operation,
-            "object": soql.sobject,
-            "createdById": INTEGRATION_USER,
-            "createdDate": stamp,
-            "systemModstamp": stamp,
-            "state": "UploadComplete",
-            "concurrencyMode": "Parallel",
-            "contentType": "CSV",
-            "apiVersion": float(request.match.group("ver")) if request.match else 59.0,
-            "lineEnding": body.get("lineEnding", "LF"),
-            "columnDelimiter": body.get("columnDelimiter", "COMMA"),
-        }
-        with self.lock:
-            self.jobs[job_id] = BulkJob(job_id, state, info)
-        return Response(200, info)
-
-    def bulk_status(self, request: Request) -> Response:
-        job = self.jobs.get(request.match.group("job") if request.match else "")
-        if job is None:
-            return error(404, "NOT_FOUND", "job not found")
-        job.polls += 1
-        # the first poll finds the job still running, as a real org does for a moment
-        state = "InProgress" if job.polls == 1 else "JobComplete"
-        info = {
-            **job.info,
-            "state": state,
-            "numberRecordsProcessed": job.state.total if state == "JobComplete" else 0,
-            "retries": 0,
-            "totalProcessingTime": 10,
-            "isPkChunkingSupported": True,
-        }
-        return Response(200, info)
-
-    def bulk_results(self, request: Request) -> Response:
-        job = self.jobs.get(request.match.group("job") if request.match else "")
-        if job is None:
-            return error(404, "NOT_FOUND", "job not found")
-        max_records = int(request.arg("maxRecords") or BULK_CHUNK)
-        locator = request.arg("locator")
-        expected = base64.b64encode(str(job.state.offset).encode()).decode() if job.state.offset else None
-        if locator != expected:
-            return error(400, "INVALIDLOCATOR", "invalid locator")
-        out = io.StringIO()
-        writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-        writer.writerow(job.state.soql.fields)
-        rows = 0
-        for record in self.org.next_page(job.state, max_records):
-            rows += 1
-            writer.writerow([_csv_value(_dotted(record, f)) for f in job.state.soql.fields])
-        done = job.state.offset >= job.state.total
-        next_locator = "null" if done else base64.b64encode(str(job.state.offset).encode()).decode()
-        headers = {"Sforce-NumberOfRecords": str(rows), "Sforce-Locator": next_locator}
-        return Response(200, out.getvalue(), headers, content_type="text/csv")
-
-    def bulk_delete(self, request: Request) -> Response:
-        with self.lock:
-            self.jobs.pop(request.match.group("job") if request.match else "", None)
-        return Response(204)
-
-
-def _text(doc: minidom.Document, local_name: str) -> str:
-    node = doc.getElementsByTagNameNS("*", local_name)[0].firstChild
-    return str(node.nodeValue) if node is not None else ""
-
-
-def _dotted(record: dict[str, Any], name: str) -> Any:
-    value: Any = record
-    for part in name.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def _csv_value(value: Any) -> str:
-    # Bulk CSV: booleans lower-case, nulls empty, datetimes with Z (salesforce-api.md §3)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and value.endswith("+0000") and "T" in value:
-        return value[:-5] + "Z"
-    return str(value)
