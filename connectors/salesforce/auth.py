@@ -100,6 +100,20 @@ def _tag(text: str, name: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _audience(login_url: str) -> str:
+    """`aud`: https://login.salesforce.com for production, https://test.salesforce.com for sandbox orgs (§1.3).
+
+    A My Domain login host takes the generic audience of its kind (verify in your org); any other host
+    (a proxy, the kpisync sandbox) is its own audience.
+    """
+    host = re.sub(r"^https?://", "", login_url).split("/")[0].lower()
+    if host.endswith(".sandbox.my.salesforce.com"):
+        return "https://test.salesforce.com"
+    if host.endswith(".my.salesforce.com"):
+        return "https://login.salesforce.com"
+    return login_url
+
+
 def _jwt_login(
     auth: SalesforceAuth, login_url: str, version: str, http: requests.Session, timeout: float
 ) -> SalesforceSession:
@@ -109,11 +123,10 @@ def _jwt_login(
         key = key_file.read_text()
     except OSError as exc:
         raise AuthError(f"cannot read auth.private_key_file {key_file}: {exc.strerror}") from exc
-    # aud is the login host itself (login.salesforce.com, test.salesforce.com or the override)
     claims = {
         "iss": auth.consumer_key,
         "sub": auth.username,
-        "aud": login_url,
+        "aud": _audience(login_url),
         "exp": int(time.time()) + _JWT_LIFETIME_S,
     }
     try:

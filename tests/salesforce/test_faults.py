@@ -134,3 +134,24 @@ def test_api_floor_is_never_crossed(busy: SalesforceSandbox, config: Config) -> 
         drive(SalesforceConnector(with_connection(config, min_api_calls_left=floor)), store)
     assert busy.api.budget.used <= limit - floor
     assert store.count("users") == 4  # what was read before the floor is stored
+
+
+def test_retry_after_is_honoured(sandbox: SalesforceSandbox, config: Config) -> None:
+    import time
+
+    sandbox.server.faults.add(
+        Fault(
+            "status",
+            path=r"/queryAll",
+            status=503,
+            retry_after=1,
+            times=1,
+            body=[{"message": "Service Unavailable", "errorCode": "SERVER_UNAVAILABLE"}],
+        )
+    )
+    connector = SalesforceConnector(config)
+    spec = next(s for s in connector.objects() if s.name == "Case")
+    started = time.monotonic()
+    assert sum(p.count() for p in connector.pull(spec, None)) == 3
+    assert time.monotonic() - started >= 1.0
+    assert sandbox.server.calls(r"/queryAll") == 2

@@ -245,3 +245,19 @@ def test_a_bad_record_is_quarantined_and_the_run_goes_on(sandbox: SalesforceSand
         store.get_cursor("salesforce", "Task")
         >= store.conn.execute("SELECT max(created_at) FROM activities").fetchone()[0]
     )
+
+
+@pytest.mark.parametrize(
+    ("login_url", "audience"),
+    [
+        ("https://login.salesforce.com", "https://login.salesforce.com"),
+        ("https://test.salesforce.com", "https://test.salesforce.com"),
+        ("https://acme.my.salesforce.com", "https://login.salesforce.com"),
+        ("https://acme--uat.sandbox.my.salesforce.com", "https://test.salesforce.com"),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443"),
+    ],
+)
+def test_jwt_audience_follows_the_login_host(login_url: str, audience: str) -> None:
+    from kpisync.connectors.salesforce.auth import _audience
+
+    assert _audience(login_url) == audience
