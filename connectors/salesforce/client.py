@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 import queue
 import re
@@ -272,8 +273,10 @@ class SalesforceClient:
 
     # ---------------------------------------------------------------- Bulk API 2.0 (§3)
 
-    def bulk_query(self, soql: str, *, include_deleted: bool, poll_s: float = 0.5) -> Iterator[list[dict[str, str]]]:
-        """Rows of a Bulk 2.0 query job as CSV dicts (strings, "" for null), one list per results chunk."""
+    def bulk_query(
+        self, soql: str, *, include_deleted: bool, poll_s: float = 0.5, page_size: int = 2000
+    ) -> Iterator[list[dict[str, str]]]:
+        """Rows of a Bulk 2.0 query job as CSV dicts (strings, "" for null), `page_size` rows at a time."""
         import time
 
         body = {
@@ -296,7 +299,10 @@ class SalesforceClient:
         while True:
             params = {"maxRecords": BULK_CHUNK, **({"locator": locator} if locator else {})}
             text, locator = self.call(lambda sf, p=params: self._bulk_chunk(sf, job_id, p), "bulk results")
-            yield list(csv.DictReader(io.StringIO(text)))
+            reader = csv.DictReader(io.StringIO(text))
+            del text
+            while rows := list(itertools.islice(reader, page_size)):  # only one page of dicts at a time
+                yield rows
             if not locator or locator == "null":
                 break
         try:

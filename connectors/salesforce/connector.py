@@ -103,15 +103,15 @@ class SalesforceConnector:
         # Bulk results come unordered (ORDER BY disables PK chunking, §3): pages move no cursor;
         # the last one sets it to the highest value seen, once every row is stored.
         highest: str | None = None
-        for rows in self.client.bulk_query(soql(obj, fields, None, ordered=False), include_deleted=obj.deletions):
-            for start in range(0, len(rows), PAGE):
-                records = [_from_csv(r) for r in rows[start : start + PAGE]]
-                page = self._page(obj, records, ordered=False)
-                for r in records:
-                    stamp = _stamp(r.get(obj.cursor_field))
-                    if stamp and (highest is None or stamp > highest):
-                        highest = stamp
-                yield page
+        query = soql(obj, fields, None, ordered=False)
+        for rows in self.client.bulk_query(query, include_deleted=obj.deletions, page_size=PAGE):
+            records = [_from_csv(r) for r in rows]
+            page = self._page(obj, records, ordered=False)
+            for r in records:
+                stamp = _stamp(r.get(obj.cursor_field))
+                if stamp and (highest is None or stamp > highest):
+                    highest = stamp
+            yield page
         yield Page(rows={}, cursor=highest)
 
     def _page(self, obj: SObject, records: list[dict[str, Any]], *, ordered: bool) -> Page:

@@ -197,7 +197,12 @@ def test_wrong_password_is_an_auth_error_without_the_secret(sandbox: SalesforceS
     assert sandbox.api.creds.security_token not in str(err.value)
 
 
-def test_full_backfill_above_threshold_uses_bulk_2(sandbox: SalesforceSandbox, config: Config) -> None:
+def test_full_backfill_above_threshold_uses_bulk_2(
+    sandbox: SalesforceSandbox, config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kpisync.connectors.salesforce import client
+
+    monkeypatch.setattr(client, "BULK_CHUNK", 50)  # results in three chunks, chained by Sforce-Locator
     _bulk_tasks(sandbox, 120, "2026-01-01T00:00:00.000+0000")
     rest, bulk = Store.open(":memory:"), Store.open(":memory:")
     drive(SalesforceConnector(config), rest, objects=["Task", "Event"], full=True)
@@ -205,6 +210,7 @@ def test_full_backfill_above_threshold_uses_bulk_2(sandbox: SalesforceSandbox, c
     connector = SalesforceConnector(with_connection(config, bulk_threshold=20))
     drive(connector, bulk, objects=["Task", "Event"], full=True)
     assert sandbox.server.calls(r"/jobs/query$", "POST") == 1  # Task only: Event has fewer rows
+    assert sandbox.server.calls(r"/jobs/query/\w+/results") == 3
     columns = (
         "id, type, direction, owner_id, contact_id, account_id, opportunity_id, occurred_at, created_at, "
         "duration_s, outcome, subject, is_deleted"
