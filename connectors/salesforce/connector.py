@@ -236,13 +236,13 @@ def _stamp(raw: Any) -> str | None:
 
 
 def _cursor_literal(cursor: str | None) -> str | None:
-    """A stored cursor as a SOQL datetime literal (unquoted UTC, §2.5); rejects anything else."""
+    """A stored cursor as a SOQL datetime literal (unquoted UTC, §2.5); never anything else in the query."""
     if not cursor:
         return None
-    stamp = normalize_ts(cursor)
-    if stamp is None:
-        return None
-    return stamp
+    try:
+        return normalize_ts(cursor)
+    except BadTimestamp as exc:
+        raise RunError(f"stored cursor {cursor!r} is not a timestamp; run a --full sync to reset it") from exc
 
 
 def _from_csv(row: dict[str, str]) -> dict[str, Any]:
