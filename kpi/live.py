@@ -20,6 +20,7 @@ FUNNEL_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 EXPANSION_TYPES = ("upsell", "cross_sell")
 
 _LIVE = "coalesce({t}.is_deleted, 0) = 0"
+_LIVE_ACCOUNT = "coalesce(a.is_deleted, 0) = 0 AND (a.created_at IS NULL OR a.created_at <= :as_of)"
 
 # Statements run in order; :as_of is bound, kpi_seg(ts) places a timestamp in a segment.
 LIVE_TABLES: tuple[tuple[str, str], ...] = (
@@ -31,11 +32,13 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
     ),
     (
         "k_contacts",
-        # a converted lead whose contact is deleted is the same deleted person
+        # a lead converted (by as_of) into a deleted contact is that deleted person
         f"""SELECT c.* FROM main.contacts c
         WHERE {_LIVE.format(t="c")} AND (c.created_at IS NULL OR c.created_at <= :as_of)
           AND NOT EXISTS (SELECT 1 FROM main.contacts t WHERE t.id = c.converted_contact_id
-                          AND t.id <> c.id AND t.is_deleted = 1)""",
+                          AND t.id <> c.id AND t.is_deleted = 1
+                          AND (t.created_at IS NULL OR t.created_at <= :as_of)
+                          AND (c.converted_at IS NULL OR c.converted_at <= :as_of))""",
     ),
     (
         "k_person_map",
@@ -91,7 +94,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         JOIN (SELECT id, CASE WHEN (is_closed = 1 OR is_won = 1) AND closed_at <= :as_of
                               THEN closed_at END AS closed_at
               FROM main.opportunities) c ON c.id = o.id
-        LEFT JOIN main.accounts a ON a.id = o.account_id
+        LEFT JOIN main.accounts a ON a.id = o.account_id AND {_LIVE_ACCOUNT}
         LEFT JOIN k_users u ON u.id = o.owner_id
         LEFT JOIN k_users cu ON cu.id = coalesce(o.created_by_id, o.owner_id)
         LEFT JOIN k_person_map m ON m.contact_id = o.contact_id
@@ -180,7 +183,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                kpi_seg(c.created_at) AS created_seg,
                kpi_seg(CASE WHEN c.closed_at <= :as_of THEN c.closed_at END) AS closed_seg
         FROM main.cases c
-        LEFT JOIN main.accounts a ON a.id = c.account_id
+        LEFT JOIN main.accounts a ON a.id = c.account_id AND {_LIVE_ACCOUNT}
         LEFT JOIN k_users u ON u.id = c.owner_id
         LEFT JOIN k_person_map m ON m.contact_id = c.contact_id
         WHERE {_LIVE.format(t="c")} AND c.created_at <= :as_of""",
