@@ -25,6 +25,9 @@ from kpisync.kpi.context import Context
 
 Row = tuple[str, str, str, Any, Any, Any]  # grain, key, period, value, numerator, denominator
 Wanted = dict[str, tuple[str, ...]]  # grain -> period labels to report
+# grain -> periods reported only for keys that have data (record grains in calendar
+# periods: an account without cases this month gets no row, not a 0)
+Sparse = dict[str, frozenset[str]]
 Key = tuple[str, str, str]  # grain, key, period
 
 GRAIN_COLUMN = {
@@ -146,14 +149,19 @@ class Compute:
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         raise NotImplementedError
 
-    def __call__(self, ctx: Context, wanted: Wanted) -> Iterable[Row]:
+    def __call__(self, ctx: Context, wanted: Wanted, sparse: Sparse | None = None) -> Iterable[Row]:
         for grain, periods in wanted.items():
             got = self.values(ctx, grain)
+            no_fill = (sparse or {}).get(grain, frozenset())
             keys = dict.fromkeys(ctx.universe(grain))
             keys.update(dict.fromkeys(k for k, p in got if p in periods))
             for key in keys:
                 for period in periods:
-                    value = got.get((key, period), self.fill)
+                    value = got.get((key, period))
+                    if value is None:
+                        if period in no_fill:
+                            continue
+                        value = self.fill
                     yield (grain, key, period, *value)
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
@@ -273,8 +281,8 @@ class PerWorkingDay(Compute):
             for (k, p), v in _pick(sums(ctx, self.family), grain).items()
         }
 
-    def __call__(self, ctx: Context, wanted: Wanted) -> Iterable[Row]:
-        for grain, key, period, value, num, _ in super().__call__(ctx, wanted):
+    def __call__(self, ctx: Context, wanted: Wanted, sparse: Sparse | None = None) -> Iterable[Row]:
+        for grain, key, period, value, num, _ in super().__call__(ctx, wanted, sparse):
             days = ctx.periods[period].working_days
             yield grain, key, period, value if num or not days else 0.0, num, days
 
@@ -290,9 +298,9 @@ class ByGrain(Compute):
     default: Compute
     special: dict[str, Compute]
 
-    def __call__(self, ctx: Context, wanted: Wanted) -> Iterable[Row]:
+    def __call__(self, ctx: Context, wanted: Wanted, sparse: Sparse | None = None) -> Iterable[Row]:
         for grain, periods in wanted.items():
-            yield from self.special.get(grain, self.default)(ctx, {grain: periods})
+            yield from self.special.get(grain, self.default)(ctx, {grain: periods}, sparse)
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         return self.special.get(grain, self.default).explain(ctx, grain, key, period)

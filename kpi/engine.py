@@ -11,15 +11,17 @@ replaces those KPIs' rows in `kpi_values` in one transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from kpisync.kpi.aggregate import Sparse, Wanted
 from kpisync.kpi.catalog import OUT_OF_REACH
 from kpisync.kpi.context import Context
 from kpisync.kpi.periods import parse_as_of
-from kpisync.kpi.registry import GRAINS, KpiDef, load
+from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
 from kpisync.kpi.settings import KpiSettings
 from kpisync.store import Store
 from kpisync.timestamps import format_ts, utc_now
@@ -43,6 +45,9 @@ class ComputeResult:
     as_of: str
     values: list[dict[str, Any]]
     computed_at: str = ""
+    # seconds per step: "live tables", each KPI id (a shared rollup counts for the
+    # first KPI that needs it), "write"
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def select(kpis: Sequence[str] | None = None, grains: Sequence[str] | None = None) -> list[tuple[KpiDef, list[str]]]:
@@ -65,20 +70,24 @@ def select(kpis: Sequence[str] | None = None, grains: Sequence[str] | None = Non
     return chosen
 
 
-def periods_wanted(ctx: Context, defn: KpiDef, grains: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """grain -> the period labels this KPI reports at it."""
-    out = {}
+def periods_wanted(ctx: Context, defn: KpiDef, grains: Iterable[str]) -> tuple[Wanted, Sparse]:
+    """grain -> the period labels this KPI reports at it; and, per record grain,
+    the calendar periods reported only for records that have data."""
+    wanted, sparse = {}, {}
     for grain in grains:
         labels: list[str] = []
+        calendar: list[str] = []
         for token in defn.periods_for(grain):
             if token == "calendar":
-                labels += ctx.calendar
+                calendar += ctx.calendar
             elif token == "fixed":
-                labels += [p for p in ctx.calendar if ctx.periods[p].kind != "rolling"]
+                calendar += [p for p in ctx.calendar if ctx.periods[p].kind != "rolling"]
             else:
                 labels.append(token)
-        out[grain] = tuple(dict.fromkeys(labels))
-    return out
+        wanted[grain] = tuple(dict.fromkeys(calendar + labels))
+        if grain in RECORD_GRAINS:
+            sparse[grain] = frozenset(calendar) - set(labels)
+    return wanted, sparse
 
 
 def compute(
@@ -92,19 +101,17 @@ def compute(
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
     values: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
     with Context(store.conn, settings, moment) as ctx:
+        timings["live tables"] = time.perf_counter() - began
         for defn, wanted in chosen:
             assert defn.compute is not None, defn.id
-            for grain, key, period, value, num, den in defn.compute(ctx, periods_wanted(ctx, defn, wanted)):
-                values.append(
-                    dict(
-                        zip(
-                            FIELDS,
-                            (defn.id, grain, key, period, value, num, den, defn.unit),
-                            strict=True,
-                        )
-                    )
-                )
+            began = time.perf_counter()
+            for row in defn.compute(ctx, *periods_wanted(ctx, defn, wanted)):
+                values.append(dict(zip(FIELDS, (defn.id, *row, defn.unit), strict=True)))
+            timings[defn.id] = time.perf_counter() - began
+    began = time.perf_counter()
     computed_at = utc_now()
     with store.transaction() as conn:
         conn.executemany(
@@ -116,7 +123,8 @@ def compute(
             "denominator, unit, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(*(v[f] for f in FIELDS), computed_at) for v in values],
         )
-    return ComputeResult(format_ts(moment), values, computed_at)
+    timings["write"] = time.perf_counter() - began
+    return ComputeResult(format_ts(moment), values, computed_at, timings)
 
 
 def to_json(result: ComputeResult) -> dict[str, Any]:
@@ -175,7 +183,7 @@ def explain(
     ((defn, _),) = select([kpi_id], [grain])
     moment = parse_as_of(as_of)
     with Context(store.conn, settings, moment) as ctx:
-        wanted = periods_wanted(ctx, defn, [grain])
+        wanted, _ = periods_wanted(ctx, defn, [grain])
         if period not in wanted[grain]:
             raise ValueError(
                 f"KPI {kpi_id} at grain {grain} has no period {period!r} (it has {', '.join(wanted[grain])})"
