@@ -11,11 +11,12 @@ replaces those KPIs' rows in `kpi_values` in one transaction.
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from kpisync.kpi.aggregate import Sparse, Wanted
 from kpisync.kpi.catalog import OUT_OF_REACH
@@ -40,10 +41,50 @@ __all__ = [
 FIELDS = ("kpi", "grain", "key", "period", "value", "numerator", "denominator", "unit")
 
 
+class KpiRows(Sequence[dict[str, Any]]):
+    """The values of one compute, as dicts with the FIELDS keys, read on demand.
+
+    A large org has millions of values: they stream from the compute into the
+    store and are read back from the store file when iterated (a new read-only
+    connection, so the caller may have closed the store). An in-memory store
+    keeps them here instead.
+    """
+
+    def __init__(self, path: str | None, where: str, params: Sequence[Any], rows: list[tuple[Any, ...]]) -> None:
+        self._path, self._where, self._params = path, where, tuple(params)
+        self._rows: list[tuple[Any, ...]] | None = None if path else rows
+        self._len: int | None = None if path else len(rows)
+
+    def _cursor(self, select: str) -> sqlite3.Cursor:
+        conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+        return conn.execute(f"SELECT {select} FROM kpi_values WHERE {self._where}", self._params)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rows = self._rows if self._rows is not None else self._cursor(", ".join(FIELDS))
+        for row in rows:
+            yield dict(zip(FIELDS, row, strict=True))
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = int(self._cursor("count(*)").fetchone()[0])
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = list(self._cursor(", ".join(FIELDS)))
+        if isinstance(index, slice):
+            return [dict(zip(FIELDS, r, strict=True)) for r in self._rows[index]]
+        return dict(zip(FIELDS, self._rows[index], strict=True))
+
+
 @dataclass
 class ComputeResult:
     as_of: str
-    values: list[dict[str, Any]]
+    values: Sequence[dict[str, Any]]  # dicts with the FIELDS keys (a KpiRows)
     computed_at: str = ""
     # seconds per step: "live tables", each KPI id (a shared rollup counts for the
     # first KPI that needs it), "write"
@@ -100,30 +141,39 @@ def compute(
     """Compute KPIs as of `as_of` (default now) and store them in `kpi_values`."""
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
-    values: list[dict[str, Any]] = []
     timings: dict[str, float] = {}
     began = time.perf_counter()
     with Context(store.conn, settings, moment) as ctx:
         timings["live tables"] = time.perf_counter() - began
+        conn = ctx.conn
+        conn.execute(f"CREATE TEMP TABLE k_out ({', '.join(FIELDS)})")
+        insert = f"INSERT INTO k_out VALUES ({', '.join('?' for _ in FIELDS)})"
         for defn, wanted in chosen:
             assert defn.compute is not None, defn.id
             began = time.perf_counter()
-            for row in defn.compute(ctx, *periods_wanted(ctx, defn, wanted)):
-                values.append(dict(zip(FIELDS, (defn.id, *row, defn.unit), strict=True)))
+            # a record-level value that does not apply (yet) is no row: write-back
+            # reads a missing row as null, and there are millions of records
+            conn.executemany(
+                insert,
+                (
+                    (defn.id, grain, key, period, value, num, den, defn.unit)
+                    for grain, key, period, value, num, den in defn.compute(ctx, *periods_wanted(ctx, defn, wanted))
+                    if value is not None or grain not in RECORD_GRAINS
+                ),
+            )
             timings[defn.id] = time.perf_counter() - began
-    began = time.perf_counter()
-    computed_at = utc_now()
-    with store.transaction() as conn:
-        conn.executemany(
-            "DELETE FROM kpi_values WHERE kpi = ? AND grain = ?",
-            [(defn.id, grain) for defn, wanted in chosen for grain in wanted],
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO kpi_values (kpi, grain, key, period, value, numerator, "
-            "denominator, unit, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*(v[f] for f in FIELDS), computed_at) for v in values],
-        )
-    timings["write"] = time.perf_counter() - began
+        began = time.perf_counter()
+        computed_at = utc_now()
+        pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
+        with store.transaction():
+            conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
+            conn.execute("INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out", (computed_at,))
+        in_memory = store.path == ":memory:"
+        rows = conn.execute(f"SELECT {', '.join(FIELDS)} FROM k_out").fetchall() if in_memory else []
+        timings["write"] = time.perf_counter() - began
+    kpi_ids = sorted({kpi for kpi, _ in pairs})
+    where = f"computed_at = ? AND kpi IN ({', '.join('?' for _ in kpi_ids)})"
+    values = KpiRows(None if in_memory else store.path, where, [computed_at, *kpi_ids], rows)
     return ComputeResult(format_ts(moment), values, computed_at, timings)
 
 

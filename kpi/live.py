@@ -139,7 +139,8 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                coalesce(a.type = 'meeting' AND coalesce(a.outcome, '') <> 'canceled', 0)
                    AS is_booked,
                kpi_seg(CASE WHEN a.occurred_at <= :as_of THEN a.occurred_at END) AS seg,
-               kpi_seg(coalesce(a.created_at, a.occurred_at)) AS booked_seg
+               CASE WHEN a.type = 'meeting' THEN kpi_seg(coalesce(a.created_at, a.occurred_at)) END
+                   AS booked_seg
         FROM main.activities a
         LEFT JOIN k_users u ON u.id = a.owner_id
         LEFT JOIN k_person_map m ON m.contact_id = a.contact_id
@@ -189,6 +190,22 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         WHERE {_LIVE.format(t="c")} AND c.created_at <= :as_of""",
     ),
     (
+        "k_inbound",
+        # inbound activities (at occurred_at) and cases (at created_at), with the
+        # first later touch on the same person (a case: first_response_at when set)
+        """SELECT a.id AS rec, a.seg, a.owner_id AS user_id, a.team, a.account_id,
+               a.occurred_at AS asked_at,
+               (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = a.person_id
+                  AND t.occurred_at > a.occurred_at) AS answered_at
+        FROM k_acts a WHERE a.is_inbound
+        UNION ALL
+        SELECT c.id, c.created_seg, c.owner_id, c.team, c.account_id, c.created_at,
+               coalesce(c.first_response_at,
+                        (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = c.person_id
+                           AND t.occurred_at > c.created_at))
+        FROM k_cases c""",
+    ),
+    (
         "k_surveys",
         """SELECT s.id, s.kind, s.score, s.submitted_at, kpi_seg(s.submitted_at) AS seg,
                s.user_id, su.team AS user_team,
@@ -229,5 +246,6 @@ def build(conn: sqlite3.Connection, as_of: str) -> None:
 def drop(conn: sqlite3.Connection) -> None:
     for name, _ in reversed(LIVE_TABLES):
         conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    conn.execute("DROP TABLE IF EXISTS temp.k_out")
     conn.execute("DROP TABLE IF EXISTS temp.k_periods")
     conn.execute("DROP TABLE IF EXISTS temp.k_period_seg")

@@ -8,7 +8,7 @@ case's owner (catalog, attribution: the row follows what the KPI counts).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -81,24 +81,13 @@ ACCOUNT_ACTIVITY = Family(
 # the first later touch on the same person (a case: first_response_at when set).
 INBOUND = Family(
     "inbound",
-    """SELECT rec, seg, user_id, team, account_id, 1 AS items,
-           answered_at IS NOT NULL AS answered,
+    """SELECT rec, seg, user_id, team, account_id, 1 AS items, answered_at IS NOT NULL AS answered,
            coalesce((unixepoch(answered_at) - unixepoch(asked_at)) / 3600.0, 0) AS hours
-    FROM (
-        SELECT a.id AS rec, a.seg, a.owner_id AS user_id, a.team, a.account_id,
-               a.occurred_at AS asked_at,
-               (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = a.person_id
-                  AND t.occurred_at > a.occurred_at) AS answered_at
-        FROM k_acts a WHERE a.is_inbound
-        UNION ALL
-        SELECT c.id, c.created_seg, c.owner_id, c.team, c.account_id, c.created_at,
-               coalesce(c.first_response_at,
-                        (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = c.person_id
-                           AND t.occurred_at > c.created_at))
-        FROM k_cases c)""",
-    (*OTU, "account"),
+    FROM k_inbound""",
+    OTU,
     ("items", "answered", "hours"),
 )
+INBOUND_BY_ACCOUNT = replace(INBOUND, name="inbound_by_account", grains=("account",))
 
 SURVEYS = Family(
     "customer_surveys",
@@ -108,9 +97,10 @@ SURVEYS = Family(
                 ELSE 0 END ELSE 0 END AS nps_points,
            kind = 'csat' AS csat_n, CASE WHEN kind = 'csat' THEN score ELSE 0 END AS csat_total
     FROM k_surveys WHERE kind IN ('nps', 'csat')""",
-    (*OTU, "account"),
+    OTU,
     ("nps_n", "nps_points", "csat_n", "csat_total"),
 )
+SURVEYS_BY_ACCOUNT = replace(SURVEYS, name="customer_surveys_by_account", grains=("account",))
 
 EMPLOYEE_SURVEYS = Family(
     "employee_surveys",
@@ -238,7 +228,8 @@ for defn in (
     KpiDef("average_response_hours", "Average response (hours)", "hours", (*OTU, "account"),
            "mean hours from inbound activity or case in P to first later touch (case: "
            "first_response_at)", "003 #12", D, record_periods={"account": ("rolling-90d",)},
-           compute=Mean(INBOUND, "hours", "answered"),
+           compute=ByGrain(Mean(INBOUND, "hours", "answered"),
+                           {"account": Mean(INBOUND_BY_ACCOUNT, "hours", "answered")}),
            notes="goes to the activity's or case's owner; unanswered ones are left out"),
     KpiDef("answered_inbound_rate", "Answered inbound rate", "ratio", OTU,
            "answered / all inbound activities and cases in P", "003 #12", D,
@@ -246,12 +237,14 @@ for defn in (
     KpiDef("nps", "Net promoter score", "score", (*OTU, "account"),
            "(share of nps scores 9-10 - share 0-6) x 100 over surveys in P",
            "002, 003 #3, 004", D, record_periods={"account": ("calendar", "all")},
-           compute=Mean(SURVEYS, "nps_points", "nps_n"),
+           compute=ByGrain(Mean(SURVEYS, "nps_points", "nps_n"),
+                           {"account": Mean(SURVEYS_BY_ACCOUNT, "nps_points", "nps_n")}),
            notes="a mean of +100/0/-100 per answer: denominator = answers; account grain "
            "also with period all (every answer up to as_of)"),
     KpiDef("csat", "Customer satisfaction", "score", (*OTU, "account"),
            "mean score of csat surveys in P", "003, 004", D,
-           compute=Mean(SURVEYS, "csat_total", "csat_n")),
+           compute=ByGrain(Mean(SURVEYS, "csat_total", "csat_n"),
+                           {"account": Mean(SURVEYS_BY_ACCOUNT, "csat_total", "csat_n")})),
     KpiDef("enps", "Employee NPS", "score", ("org", "team"),
            "as nps over enps surveys in P, by the answering user's team", "002 #4, 003 #5", D,
            compute=Mean(EMPLOYEE_SURVEYS, "enps_points", "enps_n")),
