@@ -49,6 +49,7 @@ class Family:
     grains: tuple[str, ...]
     measures: tuple[str, ...] = ()  # summed columns; empty: a sample family with column x
     by: str = "seg"  # "seg": facts carry a segment; "period": facts carry a period label
+    only: tuple[str, ...] = ()  # roll up these periods only (a record grain's rolling window)
     params: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {}, compare=False)
 
     @property
@@ -60,6 +61,7 @@ def _rollup_sql(fam: Family) -> str:
     cols = fam.columns
     dims = "".join(f"{c}, " for c in cols)
     sums = ", ".join(f"sum({m}) AS {m}" for m in fam.measures)
+    only = " AND ps.period IN (" + ", ".join(f"'{p}'" for p in fam.only) + ")" if fam.only else ""
     if fam.by == "seg":
         facts = f"""s AS MATERIALIZED (
               SELECT seg, {dims}{sums} FROM ({fam.sql}) WHERE seg IS NOT NULL
@@ -67,12 +69,18 @@ def _rollup_sql(fam: Family) -> str:
             f AS MATERIALIZED (
               SELECT ps.period, {", ".join(f"s.{c}" for c in cols) + ", " if cols else ""}
                      {", ".join(f"sum(s.{m}) AS {m}" for m in fam.measures)}
-              FROM s JOIN k_period_seg ps ON ps.seg = s.seg
+              FROM s JOIN k_period_seg ps ON ps.seg = s.seg{only}
               GROUP BY ps.period{"".join(f", s.{c}" for c in cols)})"""
     else:
         facts = f"""f AS MATERIALIZED (
               SELECT period, {dims}{sums} FROM ({fam.sql})
               GROUP BY period{"".join(f", {c}" for c in cols)})"""
+    if len(fam.grains) == 1 and fam.grains[0] != "org":  # f is already per key and period
+        col = GRAIN_COLUMN[fam.grains[0]]
+        return (
+            f"WITH {facts} SELECT '{fam.grains[0]}', {col}, period, {', '.join(fam.measures)} "
+            f"FROM f WHERE {col} IS NOT NULL"
+        )
     parts = []
     for grain in fam.grains:
         col = "''" if grain == "org" else GRAIN_COLUMN[grain]

@@ -111,7 +111,9 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         f"""SELECT a.id, a.owner_id, u.team, a.region,
                CASE WHEN a.churned_at <= :as_of THEN a.churned_at END AS churned_at,
                w.customer_since, w.second_won_at, coalesce(w.won_count, 0) AS won_count,
-               w.won_amount, w.first_channel, kpi_seg(w.customer_since) AS since_seg
+               w.won_amount, w.first_channel, kpi_seg(w.customer_since) AS since_seg,
+               kpi_seg(w.second_won_at) AS second_seg,
+               kpi_seg(CASE WHEN a.churned_at <= :as_of THEN a.churned_at END) AS churn_seg
         FROM main.accounts a
         LEFT JOIN (SELECT account_id, min(closed_at) AS customer_since,
                           max(CASE WHEN n = 2 THEN closed_at END) AS second_won_at,

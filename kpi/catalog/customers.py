@@ -20,51 +20,45 @@ from kpisync.timestamps import format_ts, parse_ts
 OTU = ("org", "team", "user")
 OTUR = ("org", "team", "user", "region")
 
-# Each customer account in each period: customer at start / at end, new, churned,
-# repeat, its revenue won in P, and its touches and call/meeting minutes in P.
+NEVER = 1_000_000  # a segment after every period: not churned, no second deal
+
+# Customer state per period from segment positions (a period is segments [lo, hi)):
+# accounts with the same owner and the same since/churn/second-deal segments are
+# counted together, so the cost does not grow with accounts x periods. Then the
+# revenue won on the accounts, and their touches and call/meeting minutes in P
+# for accounts that are customers at its end.
 CUSTOMERS = Family(
     "customers",
-    """WITH a_seg AS (
+    f"""WITH grouped AS (
+        SELECT owner_id, team, region, since_seg, coalesce(churn_seg, {NEVER}) AS churn_seg,
+               coalesce(second_seg, {NEVER}) AS second_seg, count(*) AS n, group_concat(id, ' ') AS ids
+        FROM k_accounts WHERE customer_since IS NOT NULL
+        GROUP BY owner_id, team, region, since_seg, churn_seg, second_seg),
+    a_seg AS (
         SELECT account_id, seg, sum(is_touch OR is_inbound) AS engaged,
-               sum(CASE WHEN type IN ('call', 'meeting') THEN coalesce(duration_s, 0) END)
-                   AS seconds
-        FROM k_acts WHERE account_id IS NOT NULL AND seg IS NOT NULL GROUP BY account_id, seg),
-    a_per AS (
-        SELECT account_id, ps.period, sum(engaged) AS engaged, sum(seconds) AS seconds
-        FROM a_seg JOIN k_period_seg ps ON ps.seg = a_seg.seg GROUP BY account_id, ps.period),
-    r_per AS (
-        SELECT o.account_id, ps.period, sum(coalesce(o.amount, 0)) AS revenue
-        FROM k_opps o JOIN k_period_seg ps ON ps.seg = o.closed_seg
-        WHERE o.won GROUP BY o.account_id, ps.period),
-    state AS (
-        SELECT a.id, a.owner_id, a.team, a.region, a.churned_at, p.label AS period, p.start,
-               p."end",
-               a.customer_since < p.start AND coalesce(a.churned_at >= p.start, 1) AS at_start,
-               a.customer_since < p."end" AND coalesce(a.churned_at >= p."end", 1) AS at_end,
-               a.customer_since >= p.start AND a.customer_since < p."end" AS new,
-               coalesce(a.second_won_at < p."end", 0) AS repeat_won
-        FROM k_accounts a JOIN k_periods p WHERE a.customer_since IS NOT NULL)
-    SELECT s.id AS rec, s.period, s.owner_id AS user_id, s.team, s.region,
-           s.at_start, s.at_end, s.new, s.at_start AND s.at_end AS retained,
-           s.at_start AND s.churned_at >= s.start AND s.churned_at < s."end" AS churned,
-           s.at_end AND s.repeat_won AS repeat, coalesce(r.revenue, 0) AS revenue,
-           CASE WHEN s.at_end THEN coalesce(x.engaged, 0) ELSE 0 END AS engaged,
-           CASE WHEN s.at_end THEN coalesce(x.seconds, 0) / 60.0 ELSE 0 END AS minutes
-    FROM state s
-    LEFT JOIN a_per x ON x.account_id = s.id AND x.period = s.period
-    LEFT JOIN r_per r ON r.account_id = s.id AND r.period = s.period""",
+               sum(CASE WHEN type IN ('call', 'meeting') THEN coalesce(duration_s, 0) ELSE 0 END) AS seconds
+        FROM k_acts WHERE account_id IS NOT NULL AND seg IS NOT NULL
+        GROUP BY account_id, seg)
+    SELECT g.ids AS rec, p.label AS period, g.owner_id AS user_id, g.team, g.region,
+           g.n * (g.since_seg < p.lo AND g.churn_seg >= p.lo) AS at_start,
+           g.n * (g.since_seg < p.hi AND g.churn_seg >= p.hi) AS at_end,
+           g.n * (g.since_seg >= p.lo AND g.since_seg < p.hi) AS new,
+           g.n * (g.since_seg < p.lo AND g.churn_seg >= p.hi) AS retained,
+           g.n * (g.since_seg < p.lo AND g.churn_seg >= p.lo AND g.churn_seg < p.hi) AS churned,
+           g.n * (g.since_seg < p.hi AND g.churn_seg >= p.hi AND g.second_seg < p.hi) AS repeat,
+           0 AS revenue, 0 AS engaged, 0 AS minutes
+    FROM grouped g JOIN k_periods p
+    UNION ALL
+    SELECT o.id, ps.period, a.owner_id, a.team, a.region, 0, 0, 0, 0, 0, 0, coalesce(o.amount, 0), 0, 0
+    FROM k_opps o JOIN k_accounts a ON a.id = o.account_id JOIN k_period_seg ps ON ps.seg = o.closed_seg
+    WHERE o.won
+    UNION ALL
+    SELECT a.id, p.label, a.owner_id, a.team, a.region, 0, 0, 0, 0, 0, 0, 0, x.engaged, x.seconds / 60.0
+    FROM a_seg x JOIN k_accounts a ON a.id = x.account_id
+    JOIN k_period_seg ps ON ps.seg = x.seg JOIN k_periods p ON p.label = ps.period
+    WHERE a.customer_since IS NOT NULL AND a.since_seg < p.hi AND coalesce(a.churn_seg, {NEVER}) >= p.hi""",
     OTUR,
-    (
-        "at_start",
-        "at_end",
-        "new",
-        "retained",
-        "churned",
-        "repeat",
-        "revenue",
-        "engaged",
-        "minutes",
-    ),
+    ("at_start", "at_end", "new", "retained", "churned", "repeat", "revenue", "engaged", "minutes"),
     by="period",
 )
 
@@ -75,6 +69,7 @@ ACCOUNT_ACTIVITY = Family(
     WHERE account_id IS NOT NULL AND (is_touch OR is_inbound)""",
     ("account",),
     ("engaged",),
+    only=("rolling-90d",),
 )
 
 # Inbound activities (at occurred_at) and cases (at created_at), with the time to
@@ -87,7 +82,7 @@ INBOUND = Family(
     OTU,
     ("items", "answered", "hours"),
 )
-INBOUND_BY_ACCOUNT = replace(INBOUND, name="inbound_by_account", grains=("account",))
+INBOUND_BY_ACCOUNT = replace(INBOUND, name="inbound_by_account", grains=("account",), only=("rolling-90d",))
 
 SURVEYS = Family(
     "customer_surveys",
