@@ -139,11 +139,16 @@ class Lookup:
         self._default = vmap.default
 
     def lookup(self, raw: Any) -> str | None:
-        if self._exact is None:
-            return self._vmap.lookup(raw)
+        found = self.match(raw)
+        return self._default if found is None else found
+
+    def match(self, raw: Any) -> str | None:
+        """The mapped value, or None when nothing matches (the default not applied)."""
         if raw is None or raw == "":
-            return self._default
-        return self._exact.get(str(raw).strip().lower(), self._default)
+            return None
+        if self._exact is None:
+            return self._vmap.model_copy(update={"default": None}).lookup(raw)
+        return self._exact.get(str(raw).strip().lower())
 
 
 @dataclass
@@ -415,22 +420,33 @@ def map_ticket(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
     return {"cases": [row]}
 
 
+def _owner_value(lookup: Lookup | None, fields: dict[str, Any], team_names: list[str]) -> str | None:
+    """`field: team` tries every team the owner is on, primary first (a rep is often on a region team
+    and a function team); other fields are owner keys (`email`, `firstName`, …)."""
+    if lookup is None:
+        return None
+    candidates = team_names if lookup.field == "team" else [fields.get(lookup.field)]
+    for raw in candidates:
+        found = lookup.match(raw)
+        if found is not None:
+            return found
+    return lookup.lookup(None)
+
+
 def map_owner(owner: dict[str, Any], ctx: Context, object_type: str) -> Rows:
-    teams = owner.get("teams") or []
-    primary = next((t for t in teams if t.get("primary")), teams[0] if teams else None)
-    fields = {**owner, "team": primary.get("name") if primary else None}
+    teams = sorted(owner.get("teams") or [], key=lambda t: not t.get("primary"))
+    team_names = [t.get("name") for t in teams if t.get("name")]
+    primary = next((t.get("name") for t in teams if t.get("primary")), None)
+    fields = {**owner, "team": primary}
     team = fields.get(ctx.mapping.team_field) if ctx.mapping.team_field else fields["team"]
-    role_map = ctx.maps["role"]
-    region = ctx.maps["user_region"]
-    assert role_map is not None
     name = " ".join(x for x in (owner.get("firstName"), owner.get("lastName")) if x) or owner.get("email")
     row = {
         "id": str(owner["id"]),
         "name": name,
         "email": owner.get("email"),
-        "role": role_map.lookup(fields.get(role_map.field)),
+        "role": _owner_value(ctx.maps["role"], fields, team_names),
         "team": team,
-        "region": region.lookup(fields.get(region.field)) if region else None,
+        "region": _owner_value(ctx.maps["user_region"], fields, team_names),
         "manager_id": None,
         "is_active": 0 if owner.get("archived") else 1,
         **_base(owner, ctx),
