@@ -177,7 +177,7 @@ def test_dry_run_json_lists_changes_and_sends_nothing(crm: tuple[str, Any, Confi
     import subprocess
     import sys
 
-    name, sandbox, config = crm
+    name, sandbox, _config = crm
     cli = [sys.executable, "-m", "kpisync.cli"]
     cfg = str(sandbox.config_path)
     later = format_ts(parse_ts(utc_now()) + timedelta(days=3))  # days open/in stage move on
