@@ -36,11 +36,17 @@ class KpiDef:
     formula: str  # one line, for `kpi list` and the docs
     source: str  # the seed article (and item) it comes from
     section: str  # catalog section: A deals, B activity, C funnel, D customers, E support
-    # periods: "calendar" (months, quarters, years, rolling windows) and/or "all"
+    # periods: "calendar" (months, quarters, years, rolling windows), "fixed"
+    # (months, quarters, years only), "all", or one label such as "rolling-90d"
     periods: tuple[str, ...] = ("calendar",)
-    # grains computed with period `all` only (record-level values), when also calendar
+    # per-grain periods where a grain differs from `periods` (record-level values)
     record_periods: dict[str, tuple[str, ...]] = field(default_factory=dict)
     compute: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    # how an ambiguity of the catalog was resolved, or an extra the write-back needs
+    notes: str = ""
+
+    def periods_for(self, grain: str) -> tuple[str, ...]:
+        return self.record_periods.get(grain, self.periods)
 
 
 REGISTRY: dict[str, KpiDef] = {}
@@ -52,6 +58,9 @@ def register(defn: KpiDef) -> KpiDef:
     unknown = set(defn.grains) - set(GRAINS)
     if unknown:
         raise ValueError(f"KPI {defn.id}: unknown grains {sorted(unknown)}")
+    stray = set(defn.record_periods) - set(defn.grains)
+    if stray:
+        raise ValueError(f"KPI {defn.id}: periods for grains it lacks {sorted(stray)}")
     REGISTRY[defn.id] = defn
     return defn
 

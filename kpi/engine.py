@@ -1,0 +1,293 @@
+"""The KPI library API the CLI calls: compute, to_json, explain, catalog_rows.
+
+    from kpisync.kpi.engine import compute, to_json
+    result = compute(store, KpiSettings(timezone="Europe/Berlin"), as_of="2026-11-22T00:00:00Z")
+    print(to_json(result)["kpis"][0])
+
+A compute builds the store-as-of-`as_of` temp tables once, asks every KPI for
+all its grains and periods (one set-based query per shared fact family), and
+replaces those KPIs' rows in `kpi_values` in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, overload
+
+from kpisync.kpi.aggregate import Sparse, Wanted
+from kpisync.kpi.catalog import OUT_OF_REACH
+from kpisync.kpi.context import Context
+from kpisync.kpi.periods import parse_as_of
+from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
+from kpisync.kpi.settings import KpiSettings
+from kpisync.store import Store
+from kpisync.timestamps import format_ts, utc_now
+
+__all__ = [
+    "OUT_OF_REACH",
+    "ComputeResult",
+    "Explanation",
+    "catalog_rows",
+    "compute",
+    "explain",
+    "render_text",
+    "to_json",
+]
+
+FIELDS = ("kpi", "grain", "key", "period", "value", "numerator", "denominator", "unit")
+
+
+class KpiRows(Sequence[dict[str, Any]]):
+    """The values of one compute, as dicts with the FIELDS keys, read on demand.
+
+    A large org has millions of values: they stream from the compute into the
+    store and are read back from the store file when iterated (a new read-only
+    connection, so the caller may have closed the store). An in-memory store
+    keeps them here instead.
+    """
+
+    def __init__(self, path: str | None, where: str, params: Sequence[Any], rows: list[tuple[Any, ...]]) -> None:
+        self._path, self._where, self._params = path, where, tuple(params)
+        self._rows: list[tuple[Any, ...]] | None = None if path else rows
+        self._len: int | None = None if path else len(rows)
+
+    def _cursor(self, select: str) -> sqlite3.Cursor:
+        conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+        return conn.execute(f"SELECT {select} FROM kpi_values WHERE {self._where}", self._params)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rows = self._rows if self._rows is not None else self._cursor(", ".join(FIELDS))
+        for row in rows:
+            yield dict(zip(FIELDS, row, strict=True))
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = int(self._cursor("count(*)").fetchone()[0])
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = list(self._cursor(", ".join(FIELDS)))
+        if isinstance(index, slice):
+            return [dict(zip(FIELDS, r, strict=True)) for r in self._rows[index]]
+        return dict(zip(FIELDS, self._rows[index], strict=True))
+
+
+@dataclass
+class ComputeResult:
+    as_of: str
+    values: Sequence[dict[str, Any]]  # dicts with the FIELDS keys (a KpiRows)
+    computed_at: str = ""
+    # seconds per step: "live tables", each KPI id (a shared rollup counts for the
+    # first KPI that needs it), "write"
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def select(kpis: Sequence[str] | None = None, grains: Sequence[str] | None = None) -> list[tuple[KpiDef, list[str]]]:
+    """The KPIs and grains a request names; ValueError for anything unknown."""
+    registry = load()
+    unknown = [k for k in kpis or () if k not in registry]
+    if unknown:
+        raise ValueError(f"unknown KPI {', '.join(unknown)} (see `kpisync kpi list`)")
+    bad = [g for g in grains or () if g not in GRAINS]
+    if bad:
+        raise ValueError(f"unknown grain {', '.join(bad)}; grains are {', '.join(GRAINS)}")
+    chosen = []
+    for kpi_id in kpis or sorted(registry):
+        defn = registry[kpi_id]
+        wanted = [g for g in defn.grains if not grains or g in grains]
+        if not wanted and kpis:
+            raise ValueError(f"KPI {kpi_id} has no grain {', '.join(grains or ())} (it has {', '.join(defn.grains)})")
+        if wanted:
+            chosen.append((defn, wanted))
+    return chosen
+
+
+def periods_wanted(ctx: Context, defn: KpiDef, grains: Iterable[str]) -> tuple[Wanted, Sparse]:
+    """grain -> the period labels this KPI reports at it; and, per record grain,
+    the calendar periods reported only for records that have data."""
+    wanted, sparse = {}, {}
+    for grain in grains:
+        labels: list[str] = []
+        calendar: list[str] = []
+        for token in defn.periods_for(grain):
+            if token == "calendar":
+                calendar += ctx.calendar
+            elif token == "fixed":
+                calendar += [p for p in ctx.calendar if ctx.periods[p].kind != "rolling"]
+            else:
+                labels.append(token)
+        wanted[grain] = tuple(dict.fromkeys(calendar + labels))
+        if grain in RECORD_GRAINS:
+            sparse[grain] = frozenset(calendar) - set(labels)
+    return wanted, sparse
+
+
+def compute(
+    store: Store,
+    settings: KpiSettings,
+    as_of: str | datetime | None = None,
+    kpis: Sequence[str] | None = None,
+    grains: Sequence[str] | None = None,
+) -> ComputeResult:
+    """Compute KPIs as of `as_of` (default now) and store them in `kpi_values`."""
+    chosen = select(kpis, grains)
+    moment = parse_as_of(as_of)
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
+    with Context(store.conn, settings, moment) as ctx:
+        timings["live tables"] = time.perf_counter() - began
+        conn = ctx.conn
+        conn.execute(f"CREATE TEMP TABLE k_out ({', '.join(FIELDS)})")
+        insert = f"INSERT INTO k_out VALUES ({', '.join('?' for _ in FIELDS)})"
+        for defn, wanted in chosen:
+            assert defn.compute is not None, defn.id
+            began = time.perf_counter()
+            # a record-level value that does not apply (yet) is no row: write-back
+            # reads a missing row as null, and there are millions of records
+            conn.executemany(
+                insert,
+                (
+                    (defn.id, grain, key, period, value, num, den, defn.unit)
+                    for grain, key, period, value, num, den in defn.compute(ctx, *periods_wanted(ctx, defn, wanted))
+                    if value is not None or grain not in RECORD_GRAINS
+                ),
+            )
+            timings[defn.id] = time.perf_counter() - began
+        began = time.perf_counter()
+        computed_at = utc_now()
+        pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
+        with store.transaction():
+            conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
+            conn.execute("INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out", (computed_at,))
+        in_memory = store.path == ":memory:"
+        rows = conn.execute(f"SELECT {', '.join(FIELDS)} FROM k_out").fetchall() if in_memory else []
+        timings["write"] = time.perf_counter() - began
+    kpi_ids = sorted({kpi for kpi, _ in pairs})
+    where = f"computed_at = ? AND kpi IN ({', '.join('?' for _ in kpi_ids)})"
+    values = KpiRows(None if in_memory else store.path, where, [computed_at, *kpi_ids], rows)
+    return ComputeResult(format_ts(moment), values, computed_at, timings)
+
+
+def to_json(result: ComputeResult) -> dict[str, Any]:
+    """The interfaces.md §2 document: {"as_of": ..., "kpis": [...]}."""
+    return {"as_of": result.as_of, "kpis": [{f: v[f] for f in FIELDS} for v in result.values]}
+
+
+def catalog_rows() -> list[dict[str, Any]]:
+    """The catalog for `kpisync kpi list`, in section order."""
+    return [
+        {
+            "id": d.id,
+            "name": d.name,
+            "unit": d.unit,
+            "grains": list(d.grains),
+            "periods": {g: list(d.periods_for(g)) for g in d.grains},
+            "formula": d.formula,
+            "section": d.section,
+            "source": d.source,
+            "notes": d.notes,
+        }
+        for d in sorted(load().values(), key=lambda d: (d.section, d.id))
+    ]
+
+
+@dataclass
+class Explanation:
+    kpi: str
+    name: str
+    formula: str
+    unit: str
+    grain: str
+    key: str
+    period: str
+    as_of: str
+    value: Any
+    numerator: Any
+    denominator: Any
+    numerator_records: list[tuple[Any, ...]] = field(default_factory=list)
+    denominator_records: list[tuple[Any, ...]] = field(default_factory=list)
+    breakdown: dict[str, int] = field(default_factory=dict)  # touches_to_close: by touch type
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def explain(
+    store: Store,
+    settings: KpiSettings,
+    kpi_id: str,
+    grain: str,
+    key: str,
+    period: str,
+    as_of: str | datetime | None = None,
+) -> Explanation:
+    """One value with its formula and the records behind its numerator and denominator."""
+    ((defn, _),) = select([kpi_id], [grain])
+    moment = parse_as_of(as_of)
+    with Context(store.conn, settings, moment) as ctx:
+        wanted, _ = periods_wanted(ctx, defn, [grain])
+        if period not in wanted[grain]:
+            raise ValueError(
+                f"KPI {kpi_id} at grain {grain} has no period {period!r} (it has {', '.join(wanted[grain])})"
+            )
+        assert defn.compute is not None
+        row = next(
+            (r for r in defn.compute(ctx, {grain: (period,)}) if r[1] == key),
+            (grain, key, period, None, None, None),
+        )
+        detail = defn.compute.explain(ctx, grain, key, period)
+    found = Explanation(
+        defn.id,
+        defn.name,
+        defn.formula,
+        defn.unit,
+        grain,
+        key,
+        period,
+        format_ts(moment),
+        row[3],
+        row[4],
+        row[5],
+        notes=defn.notes,
+    )
+    found.numerator_records = [tuple(r) for r in detail.pop("numerator", [])]
+    found.denominator_records = [tuple(r) for r in detail.pop("denominator", [])]
+    if kpi_id == "touches_to_close" and grain == "opportunity":
+        for record in found.numerator_records:
+            found.breakdown[record[0]] = found.breakdown.get(record[0], 0) + 1
+    found.extra = detail
+    return found
+
+
+def render_text(explanation: Explanation) -> str:
+    """A plain-text explanation for the terminal."""
+    e = explanation
+    lines = [
+        f"{e.kpi} ({e.name}), {e.grain} {e.key or '(org)'}, period {e.period}, as of {e.as_of}",
+        f"formula: {e.formula}",
+        f"value: {e.value} {e.unit}   numerator: {e.numerator}   denominator: {e.denominator}",
+    ]
+    if e.notes:
+        lines.append(f"notes: {e.notes}")
+    if e.breakdown:
+        lines.append("touches by type: " + ", ".join(f"{t} {n}" for t, n in e.breakdown.items()))
+    for title, records in (
+        ("numerator", e.numerator_records),
+        ("denominator", e.denominator_records),
+    ):
+        if records:
+            lines.append(f"{title} records ({len(records)}):")
+            lines += ["  " + "  ".join(str(x) for x in r) for r in records[:200]]
+            if len(records) > 200:
+                lines.append(f"  … {len(records) - 200} more")
+    for name, value in e.extra.items():
+        lines.append(f"{name}: {value}")
+    return "\n".join(lines)

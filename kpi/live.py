@@ -1,0 +1,253 @@
+"""The store as it stood at `as_of`: temp tables every KPI query reads.
+
+Built once per compute. Each table keeps only live rows (not deleted, created
+by `as_of`) and blanks what had not happened yet (a deal won after `as_of` is
+open; a churn after `as_of` has not happened). People are merged: a converted
+Salesforce Lead maps to the Contact it became (`k_person_map`), so the same
+person is never counted twice (canonical-model.md, contacts).
+
+Attribution columns (user, team, region, channel) are resolved here once, by
+the catalog's attribution table, so KPI queries only pick columns.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+TOUCH_TYPES = ("call", "email", "meeting", "visit")
+RESPONSE_OUTCOMES = ("positive", "negative", "replied")
+FUNNEL_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
+EXPANSION_TYPES = ("upsell", "cross_sell")
+
+_LIVE = "coalesce({t}.is_deleted, 0) = 0"
+_LIVE_ACCOUNT = "coalesce(a.is_deleted, 0) = 0 AND (a.created_at IS NULL OR a.created_at <= :as_of)"
+
+# Statements run in order; :as_of is bound, kpi_seg(ts) places a timestamp in a segment.
+LIVE_TABLES: tuple[tuple[str, str], ...] = (
+    (
+        "k_users",
+        # every user, deleted too: a rep who left still owns history; the user
+        # grain lists only live ones (Context.universe)
+        """SELECT id, team, region, coalesce(is_deleted, 0) AS is_deleted FROM main.users""",
+    ),
+    (
+        "k_contacts",
+        # a lead converted (by as_of) into a deleted contact is that deleted person
+        f"""SELECT c.* FROM main.contacts c
+        WHERE {_LIVE.format(t="c")} AND (c.created_at IS NULL OR c.created_at <= :as_of)
+          AND NOT EXISTS (SELECT 1 FROM main.contacts t WHERE t.id = c.converted_contact_id
+                          AND t.id <> c.id AND t.is_deleted = 1
+                          AND (t.created_at IS NULL OR t.created_at <= :as_of)
+                          AND (c.converted_at IS NULL OR c.converted_at <= :as_of))""",
+    ),
+    (
+        "k_person_map",
+        # converted leads follow the person to the contact, once that contact exists
+        """SELECT c.id AS contact_id,
+               CASE WHEN t.id IS NOT NULL AND (c.converted_at IS NULL OR c.converted_at <= :as_of)
+                    THEN t.id ELSE c.id END AS person_id
+        FROM k_contacts c LEFT JOIN k_contacts t
+          ON t.id = c.converted_contact_id AND t.id <> c.id""",
+    ),
+    (
+        "k_persons",
+        """SELECT p.id, coalesce(p.owner_id, g.owner_id) AS owner_id, u.team,
+               coalesce(p.region, g.region) AS region, coalesce(p.channel, g.channel) AS channel,
+               coalesce(p.account_id, g.account_id) AS account_id, g.created_at,
+               p.lifecycle_stage, kpi_seg(g.created_at) AS created_seg
+        FROM (SELECT m.person_id, min(c.created_at) AS created_at, max(c.owner_id) AS owner_id,
+                     max(c.region) AS region, max(c.channel) AS channel,
+                     max(c.account_id) AS account_id
+              FROM k_person_map m JOIN k_contacts c ON c.id = m.contact_id
+              GROUP BY m.person_id) g
+        JOIN k_contacts p ON p.id = g.person_id
+        LEFT JOIN k_users u ON u.id = coalesce(p.owner_id, g.owner_id)""",
+    ),
+    (
+        "k_lc",
+        # lifecycle stages per person: the first entry of any of its records
+        """SELECT m.person_id, e.stage, min(e.entered_at) AS entered_at,
+               kpi_seg(min(e.entered_at)) AS seg
+        FROM main.lifecycle_events e JOIN k_person_map m ON m.contact_id = e.contact_id
+        WHERE e.entered_at <= :as_of
+        GROUP BY m.person_id, e.stage""",
+    ),
+    (
+        "k_stages",
+        """SELECT person_id,
+               max(CASE WHEN stage = 'lead' THEN entered_at END) AS lead_at,
+               max(CASE WHEN stage = 'mql' THEN entered_at END) AS mql_at,
+               max(CASE WHEN stage = 'sql' THEN entered_at END) AS sql_at,
+               max(CASE WHEN stage = 'opportunity' THEN entered_at END) AS opportunity_at,
+               max(CASE WHEN stage = 'customer' THEN entered_at END) AS customer_at
+        FROM k_lc GROUP BY person_id""",
+    ),
+    (
+        "k_opps",
+        f"""SELECT o.id, o.owner_id, u.team, coalesce(o.region, a.region) AS region, o.channel,
+               o.account_id, m.person_id, coalesce(o.created_by_id, o.owner_id) AS creator_id,
+               cu.team AS creator_team, o.amount, o.created_at, o.deal_type, o.competitor_price,
+               c.closed_at, c.closed_at IS NOT NULL AND o.is_won = 1 AS won,
+               c.closed_at IS NOT NULL AND coalesce(o.is_won, 0) = 0 AS lost,
+               kpi_seg(o.created_at) AS created_seg, kpi_seg(c.closed_at) AS closed_seg
+        FROM main.opportunities o
+        JOIN (SELECT id, CASE WHEN (is_closed = 1 OR is_won = 1) AND closed_at <= :as_of
+                              THEN closed_at END AS closed_at
+              FROM main.opportunities) c ON c.id = o.id
+        LEFT JOIN main.accounts a ON a.id = o.account_id AND {_LIVE_ACCOUNT}
+        LEFT JOIN k_users u ON u.id = o.owner_id
+        LEFT JOIN k_users cu ON cu.id = coalesce(o.created_by_id, o.owner_id)
+        LEFT JOIN k_person_map m ON m.contact_id = o.contact_id
+        WHERE {_LIVE.format(t="o")} AND (o.created_at IS NULL OR o.created_at <= :as_of)""",
+    ),
+    (
+        "k_won_ranked",
+        """SELECT account_id, closed_at, amount, channel,
+               row_number() OVER (PARTITION BY account_id ORDER BY closed_at, id) AS n
+        FROM k_opps WHERE won AND account_id IS NOT NULL""",
+    ),
+    (
+        "k_accounts",
+        f"""SELECT a.id, a.owner_id, u.team, a.region,
+               CASE WHEN a.churned_at <= :as_of THEN a.churned_at END AS churned_at,
+               w.customer_since, w.second_won_at, coalesce(w.won_count, 0) AS won_count,
+               w.won_amount, w.first_channel, kpi_seg(w.customer_since) AS since_seg,
+               kpi_seg(w.second_won_at) AS second_seg,
+               kpi_seg(CASE WHEN a.churned_at <= :as_of THEN a.churned_at END) AS churn_seg
+        FROM main.accounts a
+        LEFT JOIN (SELECT account_id, min(closed_at) AS customer_since,
+                          max(CASE WHEN n = 2 THEN closed_at END) AS second_won_at,
+                          count(*) AS won_count, sum(amount) AS won_amount,
+                          max(CASE WHEN n = 1 THEN channel END) AS first_channel
+                   FROM k_won_ranked GROUP BY account_id) w ON w.account_id = a.id
+        LEFT JOIN k_users u ON u.id = a.owner_id
+        WHERE {_LIVE.format(t="a")} AND (a.created_at IS NULL OR a.created_at <= :as_of)""",
+    ),
+    (
+        "k_acts",
+        # an activity exists once logged (created_at); it is a touch or a
+        # response once it happened (occurred_at); a meeting counts as booked
+        # at its created_at (kpi-catalog.md, shared definitions)
+        f"""SELECT a.id, a.type, a.direction, a.owner_id, u.team, u.region,
+               m.person_id, coalesce(a.account_id, p.account_id) AS account_id, a.opportunity_id,
+               a.occurred_at, coalesce(a.created_at, a.occurred_at) AS created_at,
+               a.duration_s, a.outcome,
+               coalesce(a.occurred_at <= :as_of AND a.direction = 'outbound'
+                        AND a.type IN {TOUCH_TYPES}, 0) AS is_touch,
+               coalesce(a.occurred_at <= :as_of AND (a.direction = 'inbound'
+                        OR a.outcome IN {RESPONSE_OUTCOMES}), 0) AS is_response,
+               coalesce(a.occurred_at <= :as_of AND a.direction = 'inbound', 0) AS is_inbound,
+               coalesce(a.occurred_at <= :as_of AND a.outcome = 'positive', 0) AS is_positive,
+               coalesce(a.type = 'meeting' AND coalesce(a.outcome, '') <> 'canceled', 0)
+                   AS is_booked,
+               kpi_seg(CASE WHEN a.occurred_at <= :as_of THEN a.occurred_at END) AS seg,
+               CASE WHEN a.type = 'meeting' THEN kpi_seg(coalesce(a.created_at, a.occurred_at)) END
+                   AS booked_seg
+        FROM main.activities a
+        LEFT JOIN k_users u ON u.id = a.owner_id
+        LEFT JOIN k_person_map m ON m.contact_id = a.contact_id
+        LEFT JOIN k_persons p ON p.id = m.person_id
+        WHERE {_LIVE.format(t="a")} AND coalesce(a.created_at, a.occurred_at) <= :as_of""",
+    ),
+    (
+        "k_touch",
+        """SELECT id, person_id, opportunity_id, account_id, owner_id, type, occurred_at, seg
+        FROM k_acts WHERE is_touch""",
+    ),
+    (
+        "k_first_touch",
+        # lead response: the first touch at or after the person's start moment
+        # (its mql entry, else its creation)
+        """SELECT p.id AS person_id, p.owner_id, p.team, p.channel, s.mql_at,
+               kpi_seg(s.mql_at) AS mql_seg, coalesce(s.mql_at, p.created_at) AS start_at,
+               kpi_seg(coalesce(s.mql_at, p.created_at)) AS start_seg,
+               (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = p.id
+                  AND t.occurred_at >= coalesce(s.mql_at, p.created_at)) AS first_touch_at
+        FROM k_persons p LEFT JOIN k_stages s ON s.person_id = p.id""",
+    ),
+    (
+        "k_opp_touches",
+        # touches_to_close: touches on the deal, or on its contact with no deal
+        # set, up to its close (open deals: up to as_of)
+        """SELECT o.id AS opportunity_id,
+               (SELECT count(*) FROM k_touch t WHERE t.opportunity_id = o.id
+                  AND t.occurred_at <= coalesce(o.closed_at, :as_of))
+             + (SELECT count(*) FROM k_touch t WHERE t.opportunity_id IS NULL
+                  AND t.person_id = o.person_id
+                  AND t.occurred_at <= coalesce(o.closed_at, :as_of)) AS touches
+        FROM k_opps o""",
+    ),
+    (
+        "k_cases",
+        f"""SELECT c.id, c.owner_id, u.team, a.region, c.account_id, m.person_id, c.created_at,
+               CASE WHEN c.closed_at <= :as_of THEN c.closed_at END AS closed_at,
+               CASE WHEN c.first_response_at <= :as_of THEN c.first_response_at END
+                   AS first_response_at,
+               kpi_seg(c.created_at) AS created_seg,
+               kpi_seg(CASE WHEN c.closed_at <= :as_of THEN c.closed_at END) AS closed_seg
+        FROM main.cases c
+        LEFT JOIN main.accounts a ON a.id = c.account_id AND {_LIVE_ACCOUNT}
+        LEFT JOIN k_users u ON u.id = c.owner_id
+        LEFT JOIN k_person_map m ON m.contact_id = c.contact_id
+        WHERE {_LIVE.format(t="c")} AND c.created_at <= :as_of""",
+    ),
+    (
+        "k_inbound",
+        # inbound activities (at occurred_at) and cases (at created_at), with the
+        # first later touch on the same person (a case: first_response_at when set)
+        """SELECT a.id AS rec, a.seg, a.owner_id AS user_id, a.team, a.account_id,
+               a.occurred_at AS asked_at,
+               (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = a.person_id
+                  AND t.occurred_at > a.occurred_at) AS answered_at
+        FROM k_acts a WHERE a.is_inbound
+        UNION ALL
+        SELECT c.id, c.created_seg, c.owner_id, c.team, c.account_id, c.created_at,
+               coalesce(c.first_response_at,
+                        (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = c.person_id
+                           AND t.occurred_at > c.created_at))
+        FROM k_cases c""",
+    ),
+    (
+        "k_surveys",
+        """SELECT s.id, s.kind, s.score, s.submitted_at, kpi_seg(s.submitted_at) AS seg,
+               s.user_id, su.team AS user_team,
+               a.id AS account_id, a.owner_id AS account_owner, a.team AS account_team
+        FROM main.surveys s
+        LEFT JOIN k_person_map m ON m.contact_id = s.contact_id
+        LEFT JOIN k_persons p ON p.id = m.person_id
+        LEFT JOIN k_accounts a ON a.id = coalesce(s.account_id, p.account_id)
+        LEFT JOIN k_users su ON su.id = s.user_id
+        WHERE s.submitted_at <= :as_of AND s.score IS NOT NULL""",
+    ),
+)
+
+# indexes made right after their table, for the tables built from it
+INDEXES: dict[str, tuple[str, ...]] = {
+    "k_person_map": ("CREATE INDEX temp.k_person_map_contact ON k_person_map (contact_id)",),
+    "k_persons": ("CREATE INDEX temp.k_persons_id ON k_persons (id)",),
+    "k_lc": ("CREATE INDEX temp.k_lc_person ON k_lc (person_id, stage)",),
+    "k_stages": ("CREATE INDEX temp.k_stages_person ON k_stages (person_id)",),
+    "k_opps": ("CREATE INDEX temp.k_opps_account ON k_opps (account_id)",),
+    "k_accounts": ("CREATE INDEX temp.k_accounts_id ON k_accounts (id)",),
+    "k_touch": (
+        "CREATE INDEX temp.k_touch_person ON k_touch (person_id, occurred_at)",
+        "CREATE INDEX temp.k_touch_opp ON k_touch (opportunity_id, occurred_at)",
+    ),
+}
+
+
+def build(conn: sqlite3.Connection, as_of: str) -> None:
+    """Create the temp tables for one compute (dropping any left from the last)."""
+    drop(conn)
+    for name, select in LIVE_TABLES:
+        conn.execute(f"CREATE TEMP TABLE {name} AS {select}", {"as_of": as_of})
+        for statement in INDEXES.get(name, ()):
+            conn.execute(statement)
+
+
+def drop(conn: sqlite3.Connection) -> None:
+    for name, _ in reversed(LIVE_TABLES):
+        conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    conn.execute("DROP TABLE IF EXISTS temp.k_out")
+    conn.execute("DROP TABLE IF EXISTS temp.k_periods")
+    conn.execute("DROP TABLE IF EXISTS temp.k_period_seg")
