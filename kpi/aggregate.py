@@ -25,6 +25,9 @@ from kpisync.kpi.context import Context
 
 Row = tuple[str, str, str, Any, Any, Any]  # grain, key, period, value, numerator, denominator
 Wanted = dict[str, tuple[str, ...]]  # grain -> period labels to report
+# grain -> periods reported only for keys that have data (record grains in calendar
+# periods: an account without cases this month gets no row, not a 0)
+Sparse = dict[str, frozenset[str]]
 Key = tuple[str, str, str]  # grain, key, period
 
 GRAIN_COLUMN = {
@@ -46,6 +49,7 @@ class Family:
     grains: tuple[str, ...]
     measures: tuple[str, ...] = ()  # summed columns; empty: a sample family with column x
     by: str = "seg"  # "seg": facts carry a segment; "period": facts carry a period label
+    only: tuple[str, ...] = ()  # roll up these periods only (a record grain's rolling window)
     params: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {}, compare=False)
 
     @property
@@ -57,6 +61,7 @@ def _rollup_sql(fam: Family) -> str:
     cols = fam.columns
     dims = "".join(f"{c}, " for c in cols)
     sums = ", ".join(f"sum({m}) AS {m}" for m in fam.measures)
+    only = " AND ps.period IN (" + ", ".join(f"'{p}'" for p in fam.only) + ")" if fam.only else ""
     if fam.by == "seg":
         facts = f"""s AS MATERIALIZED (
               SELECT seg, {dims}{sums} FROM ({fam.sql}) WHERE seg IS NOT NULL
@@ -64,12 +69,18 @@ def _rollup_sql(fam: Family) -> str:
             f AS MATERIALIZED (
               SELECT ps.period, {", ".join(f"s.{c}" for c in cols) + ", " if cols else ""}
                      {", ".join(f"sum(s.{m}) AS {m}" for m in fam.measures)}
-              FROM s JOIN k_period_seg ps ON ps.seg = s.seg
+              FROM s JOIN k_period_seg ps ON ps.seg = s.seg{only}
               GROUP BY ps.period{"".join(f", s.{c}" for c in cols)})"""
     else:
         facts = f"""f AS MATERIALIZED (
               SELECT period, {dims}{sums} FROM ({fam.sql})
               GROUP BY period{"".join(f", {c}" for c in cols)})"""
+    if len(fam.grains) == 1 and fam.grains[0] != "org":  # f is already per key and period
+        col = GRAIN_COLUMN[fam.grains[0]]
+        return (
+            f"WITH {facts} SELECT '{fam.grains[0]}', {col}, period, {', '.join(fam.measures)} "
+            f"FROM f WHERE {col} IS NOT NULL"
+        )
     parts = []
     for grain in fam.grains:
         col = "''" if grain == "org" else GRAIN_COLUMN[grain]
@@ -146,14 +157,19 @@ class Compute:
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         raise NotImplementedError
 
-    def __call__(self, ctx: Context, wanted: Wanted) -> Iterable[Row]:
+    def __call__(self, ctx: Context, wanted: Wanted, sparse: Sparse | None = None) -> Iterable[Row]:
         for grain, periods in wanted.items():
             got = self.values(ctx, grain)
+            no_fill = (sparse or {}).get(grain, frozenset())
             keys = dict.fromkeys(ctx.universe(grain))
             keys.update(dict.fromkeys(k for k, p in got if p in periods))
             for key in keys:
                 for period in periods:
-                    value = got.get((key, period), self.fill)
+                    value = got.get((key, period))
+                    if value is None:
+                        if period in no_fill:
+                            continue
+                        value = self.fill
                     yield (grain, key, period, *value)
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
@@ -273,8 +289,8 @@ class PerWorkingDay(Compute):
             for (k, p), v in _pick(sums(ctx, self.family), grain).items()
         }
 
-    def __call__(self, ctx: Context, wanted: Wanted) -> Iterable[Row]:
-        for grain, key, period, value, num, _ in super().__call__(ctx, wanted):
+    def __call__(self, ctx: Context, wanted: Wanted, sparse: Sparse | None = None) -> Iterable[Row]:
+        for grain, key, period, value, num, _ in super().__call__(ctx, wanted, sparse):
             days = ctx.periods[period].working_days
             yield grain, key, period, value if num or not days else 0.0, num, days
 
@@ -290,9 +306,9 @@ class ByGrain(Compute):
     default: Compute
     special: dict[str, Compute]
 
-    def __call__(self, ctx: Context, wanted: Wanted) -> Iterable[Row]:
+    def __call__(self, ctx: Context, wanted: Wanted, sparse: Sparse | None = None) -> Iterable[Row]:
         for grain, periods in wanted.items():
-            yield from self.special.get(grain, self.default)(ctx, {grain: periods})
+            yield from self.special.get(grain, self.default)(ctx, {grain: periods}, sparse)
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         return self.special.get(grain, self.default).explain(ctx, grain, key, period)

@@ -62,14 +62,26 @@ class Context:
         conn = self.conn
         conn.create_function("kpi_seg", 1, self.segments.index, deterministic=True)
         live.build(conn, self.as_of_text)
+        # lo, hi: the period is segments [lo, hi), so "before the period" is seg < lo
         conn.execute(
             "CREATE TEMP TABLE k_periods (label TEXT PRIMARY KEY, kind TEXT, start TEXT, "
-            '"end" TEXT, start_date TEXT, end_date TEXT, working_days INTEGER)'
+            '"end" TEXT, start_date TEXT, end_date TEXT, working_days INTEGER, lo INTEGER, hi INTEGER)'
         )
+        bounds = self.segments.bounds
         conn.executemany(
-            "INSERT INTO k_periods VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO k_periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (p.label, p.kind, p.start, p.end, p.start_date, p.end_date, p.working_days)
+                (
+                    p.label,
+                    p.kind,
+                    p.start,
+                    p.end,
+                    p.start_date,
+                    p.end_date,
+                    p.working_days,
+                    bounds.index(p.start),
+                    bounds.index(p.end),
+                )
                 for p in self.periods.values()
             ],
         )

@@ -11,15 +11,18 @@ replaces those KPIs' rows in `kpi_values` in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
+from kpisync.kpi.aggregate import Sparse, Wanted
 from kpisync.kpi.catalog import OUT_OF_REACH
 from kpisync.kpi.context import Context
 from kpisync.kpi.periods import parse_as_of
-from kpisync.kpi.registry import GRAINS, KpiDef, load
+from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
 from kpisync.kpi.settings import KpiSettings
 from kpisync.store import Store
 from kpisync.timestamps import format_ts, utc_now
@@ -38,11 +41,54 @@ __all__ = [
 FIELDS = ("kpi", "grain", "key", "period", "value", "numerator", "denominator", "unit")
 
 
+class KpiRows(Sequence[dict[str, Any]]):
+    """The values of one compute, as dicts with the FIELDS keys, read on demand.
+
+    A large org has millions of values: they stream from the compute into the
+    store and are read back from the store file when iterated (a new read-only
+    connection, so the caller may have closed the store). An in-memory store
+    keeps them here instead.
+    """
+
+    def __init__(self, path: str | None, where: str, params: Sequence[Any], rows: list[tuple[Any, ...]]) -> None:
+        self._path, self._where, self._params = path, where, tuple(params)
+        self._rows: list[tuple[Any, ...]] | None = None if path else rows
+        self._len: int | None = None if path else len(rows)
+
+    def _cursor(self, select: str) -> sqlite3.Cursor:
+        conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True)
+        return conn.execute(f"SELECT {select} FROM kpi_values WHERE {self._where}", self._params)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rows = self._rows if self._rows is not None else self._cursor(", ".join(FIELDS))
+        for row in rows:
+            yield dict(zip(FIELDS, row, strict=True))
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = int(self._cursor("count(*)").fetchone()[0])
+        return self._len
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if self._rows is None:
+            self._rows = list(self._cursor(", ".join(FIELDS)))
+        if isinstance(index, slice):
+            return [dict(zip(FIELDS, r, strict=True)) for r in self._rows[index]]
+        return dict(zip(FIELDS, self._rows[index], strict=True))
+
+
 @dataclass
 class ComputeResult:
     as_of: str
-    values: list[dict[str, Any]]
+    values: Sequence[dict[str, Any]]  # dicts with the FIELDS keys (a KpiRows)
     computed_at: str = ""
+    # seconds per step: "live tables", each KPI id (a shared rollup counts for the
+    # first KPI that needs it), "write"
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def select(kpis: Sequence[str] | None = None, grains: Sequence[str] | None = None) -> list[tuple[KpiDef, list[str]]]:
@@ -65,20 +111,24 @@ def select(kpis: Sequence[str] | None = None, grains: Sequence[str] | None = Non
     return chosen
 
 
-def periods_wanted(ctx: Context, defn: KpiDef, grains: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """grain -> the period labels this KPI reports at it."""
-    out = {}
+def periods_wanted(ctx: Context, defn: KpiDef, grains: Iterable[str]) -> tuple[Wanted, Sparse]:
+    """grain -> the period labels this KPI reports at it; and, per record grain,
+    the calendar periods reported only for records that have data."""
+    wanted, sparse = {}, {}
     for grain in grains:
         labels: list[str] = []
+        calendar: list[str] = []
         for token in defn.periods_for(grain):
             if token == "calendar":
-                labels += ctx.calendar
+                calendar += ctx.calendar
             elif token == "fixed":
-                labels += [p for p in ctx.calendar if ctx.periods[p].kind != "rolling"]
+                calendar += [p for p in ctx.calendar if ctx.periods[p].kind != "rolling"]
             else:
                 labels.append(token)
-        out[grain] = tuple(dict.fromkeys(labels))
-    return out
+        wanted[grain] = tuple(dict.fromkeys(calendar + labels))
+        if grain in RECORD_GRAINS:
+            sparse[grain] = frozenset(calendar) - set(labels)
+    return wanted, sparse
 
 
 def compute(
@@ -91,32 +141,40 @@ def compute(
     """Compute KPIs as of `as_of` (default now) and store them in `kpi_values`."""
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
-    values: list[dict[str, Any]] = []
+    timings: dict[str, float] = {}
+    began = time.perf_counter()
     with Context(store.conn, settings, moment) as ctx:
+        timings["live tables"] = time.perf_counter() - began
+        conn = ctx.conn
+        conn.execute(f"CREATE TEMP TABLE k_out ({', '.join(FIELDS)})")
+        insert = f"INSERT INTO k_out VALUES ({', '.join('?' for _ in FIELDS)})"
         for defn, wanted in chosen:
             assert defn.compute is not None, defn.id
-            for grain, key, period, value, num, den in defn.compute(ctx, periods_wanted(ctx, defn, wanted)):
-                values.append(
-                    dict(
-                        zip(
-                            FIELDS,
-                            (defn.id, grain, key, period, value, num, den, defn.unit),
-                            strict=True,
-                        )
-                    )
-                )
-    computed_at = utc_now()
-    with store.transaction() as conn:
-        conn.executemany(
-            "DELETE FROM kpi_values WHERE kpi = ? AND grain = ?",
-            [(defn.id, grain) for defn, wanted in chosen for grain in wanted],
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO kpi_values (kpi, grain, key, period, value, numerator, "
-            "denominator, unit, computed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*(v[f] for f in FIELDS), computed_at) for v in values],
-        )
-    return ComputeResult(format_ts(moment), values, computed_at)
+            began = time.perf_counter()
+            # a record-level value that does not apply (yet) is no row: write-back
+            # reads a missing row as null, and there are millions of records
+            conn.executemany(
+                insert,
+                (
+                    (defn.id, grain, key, period, value, num, den, defn.unit)
+                    for grain, key, period, value, num, den in defn.compute(ctx, *periods_wanted(ctx, defn, wanted))
+                    if value is not None or grain not in RECORD_GRAINS
+                ),
+            )
+            timings[defn.id] = time.perf_counter() - began
+        began = time.perf_counter()
+        computed_at = utc_now()
+        pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
+        with store.transaction():
+            conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
+            conn.execute("INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out", (computed_at,))
+        in_memory = store.path == ":memory:"
+        rows = conn.execute(f"SELECT {', '.join(FIELDS)} FROM k_out").fetchall() if in_memory else []
+        timings["write"] = time.perf_counter() - began
+    kpi_ids = sorted({kpi for kpi, _ in pairs})
+    where = f"computed_at = ? AND kpi IN ({', '.join('?' for _ in kpi_ids)})"
+    values = KpiRows(None if in_memory else store.path, where, [computed_at, *kpi_ids], rows)
+    return ComputeResult(format_ts(moment), values, computed_at, timings)
 
 
 def to_json(result: ComputeResult) -> dict[str, Any]:
@@ -175,7 +233,7 @@ def explain(
     ((defn, _),) = select([kpi_id], [grain])
     moment = parse_as_of(as_of)
     with Context(store.conn, settings, moment) as ctx:
-        wanted = periods_wanted(ctx, defn, [grain])
+        wanted, _ = periods_wanted(ctx, defn, [grain])
         if period not in wanted[grain]:
             raise ValueError(
                 f"KPI {kpi_id} at grain {grain} has no period {period!r} (it has {', '.join(wanted[grain])})"

@@ -20,6 +20,7 @@ FUNNEL_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 EXPANSION_TYPES = ("upsell", "cross_sell")
 
 _LIVE = "coalesce({t}.is_deleted, 0) = 0"
+_LIVE_ACCOUNT = "coalesce(a.is_deleted, 0) = 0 AND (a.created_at IS NULL OR a.created_at <= :as_of)"
 
 # Statements run in order; :as_of is bound, kpi_seg(ts) places a timestamp in a segment.
 LIVE_TABLES: tuple[tuple[str, str], ...] = (
@@ -31,11 +32,13 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
     ),
     (
         "k_contacts",
-        # a converted lead whose contact is deleted is the same deleted person
+        # a lead converted (by as_of) into a deleted contact is that deleted person
         f"""SELECT c.* FROM main.contacts c
         WHERE {_LIVE.format(t="c")} AND (c.created_at IS NULL OR c.created_at <= :as_of)
           AND NOT EXISTS (SELECT 1 FROM main.contacts t WHERE t.id = c.converted_contact_id
-                          AND t.id <> c.id AND t.is_deleted = 1)""",
+                          AND t.id <> c.id AND t.is_deleted = 1
+                          AND (t.created_at IS NULL OR t.created_at <= :as_of)
+                          AND (c.converted_at IS NULL OR c.converted_at <= :as_of))""",
     ),
     (
         "k_person_map",
@@ -91,7 +94,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         JOIN (SELECT id, CASE WHEN (is_closed = 1 OR is_won = 1) AND closed_at <= :as_of
                               THEN closed_at END AS closed_at
               FROM main.opportunities) c ON c.id = o.id
-        LEFT JOIN main.accounts a ON a.id = o.account_id
+        LEFT JOIN main.accounts a ON a.id = o.account_id AND {_LIVE_ACCOUNT}
         LEFT JOIN k_users u ON u.id = o.owner_id
         LEFT JOIN k_users cu ON cu.id = coalesce(o.created_by_id, o.owner_id)
         LEFT JOIN k_person_map m ON m.contact_id = o.contact_id
@@ -108,7 +111,9 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         f"""SELECT a.id, a.owner_id, u.team, a.region,
                CASE WHEN a.churned_at <= :as_of THEN a.churned_at END AS churned_at,
                w.customer_since, w.second_won_at, coalesce(w.won_count, 0) AS won_count,
-               w.won_amount, w.first_channel, kpi_seg(w.customer_since) AS since_seg
+               w.won_amount, w.first_channel, kpi_seg(w.customer_since) AS since_seg,
+               kpi_seg(w.second_won_at) AS second_seg,
+               kpi_seg(CASE WHEN a.churned_at <= :as_of THEN a.churned_at END) AS churn_seg
         FROM main.accounts a
         LEFT JOIN (SELECT account_id, min(closed_at) AS customer_since,
                           max(CASE WHEN n = 2 THEN closed_at END) AS second_won_at,
@@ -136,7 +141,8 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                coalesce(a.type = 'meeting' AND coalesce(a.outcome, '') <> 'canceled', 0)
                    AS is_booked,
                kpi_seg(CASE WHEN a.occurred_at <= :as_of THEN a.occurred_at END) AS seg,
-               kpi_seg(coalesce(a.created_at, a.occurred_at)) AS booked_seg
+               CASE WHEN a.type = 'meeting' THEN kpi_seg(coalesce(a.created_at, a.occurred_at)) END
+                   AS booked_seg
         FROM main.activities a
         LEFT JOIN k_users u ON u.id = a.owner_id
         LEFT JOIN k_person_map m ON m.contact_id = a.contact_id
@@ -180,10 +186,26 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                kpi_seg(c.created_at) AS created_seg,
                kpi_seg(CASE WHEN c.closed_at <= :as_of THEN c.closed_at END) AS closed_seg
         FROM main.cases c
-        LEFT JOIN main.accounts a ON a.id = c.account_id
+        LEFT JOIN main.accounts a ON a.id = c.account_id AND {_LIVE_ACCOUNT}
         LEFT JOIN k_users u ON u.id = c.owner_id
         LEFT JOIN k_person_map m ON m.contact_id = c.contact_id
         WHERE {_LIVE.format(t="c")} AND c.created_at <= :as_of""",
+    ),
+    (
+        "k_inbound",
+        # inbound activities (at occurred_at) and cases (at created_at), with the
+        # first later touch on the same person (a case: first_response_at when set)
+        """SELECT a.id AS rec, a.seg, a.owner_id AS user_id, a.team, a.account_id,
+               a.occurred_at AS asked_at,
+               (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = a.person_id
+                  AND t.occurred_at > a.occurred_at) AS answered_at
+        FROM k_acts a WHERE a.is_inbound
+        UNION ALL
+        SELECT c.id, c.created_seg, c.owner_id, c.team, c.account_id, c.created_at,
+               coalesce(c.first_response_at,
+                        (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = c.person_id
+                           AND t.occurred_at > c.created_at))
+        FROM k_cases c""",
     ),
     (
         "k_surveys",
@@ -226,5 +248,6 @@ def build(conn: sqlite3.Connection, as_of: str) -> None:
 def drop(conn: sqlite3.Connection) -> None:
     for name, _ in reversed(LIVE_TABLES):
         conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    conn.execute("DROP TABLE IF EXISTS temp.k_out")
     conn.execute("DROP TABLE IF EXISTS temp.k_periods")
     conn.execute("DROP TABLE IF EXISTS temp.k_period_seg")

@@ -8,7 +8,7 @@ case's owner (catalog, attribution: the row follows what the KPI counts).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -20,51 +20,45 @@ from kpisync.timestamps import format_ts, parse_ts
 OTU = ("org", "team", "user")
 OTUR = ("org", "team", "user", "region")
 
-# Each customer account in each period: customer at start / at end, new, churned,
-# repeat, its revenue won in P, and its touches and call/meeting minutes in P.
+NEVER = 1_000_000  # a segment after every period: not churned, no second deal
+
+# Customer state per period from segment positions (a period is segments [lo, hi)):
+# accounts with the same owner and the same since/churn/second-deal segments are
+# counted together, so the cost does not grow with accounts x periods. Then the
+# revenue won on the accounts, and their touches and call/meeting minutes in P
+# for accounts that are customers at its end.
 CUSTOMERS = Family(
     "customers",
-    """WITH a_seg AS (
+    f"""WITH grouped AS (
+        SELECT owner_id, team, region, since_seg, coalesce(churn_seg, {NEVER}) AS churn_seg,
+               coalesce(second_seg, {NEVER}) AS second_seg, count(*) AS n, group_concat(id, ' ') AS ids
+        FROM k_accounts WHERE customer_since IS NOT NULL
+        GROUP BY owner_id, team, region, since_seg, churn_seg, second_seg),
+    a_seg AS (
         SELECT account_id, seg, sum(is_touch OR is_inbound) AS engaged,
-               sum(CASE WHEN type IN ('call', 'meeting') THEN coalesce(duration_s, 0) END)
-                   AS seconds
-        FROM k_acts WHERE account_id IS NOT NULL AND seg IS NOT NULL GROUP BY account_id, seg),
-    a_per AS (
-        SELECT account_id, ps.period, sum(engaged) AS engaged, sum(seconds) AS seconds
-        FROM a_seg JOIN k_period_seg ps ON ps.seg = a_seg.seg GROUP BY account_id, ps.period),
-    r_per AS (
-        SELECT o.account_id, ps.period, sum(coalesce(o.amount, 0)) AS revenue
-        FROM k_opps o JOIN k_period_seg ps ON ps.seg = o.closed_seg
-        WHERE o.won GROUP BY o.account_id, ps.period),
-    state AS (
-        SELECT a.id, a.owner_id, a.team, a.region, a.churned_at, p.label AS period, p.start,
-               p."end",
-               a.customer_since < p.start AND coalesce(a.churned_at >= p.start, 1) AS at_start,
-               a.customer_since < p."end" AND coalesce(a.churned_at >= p."end", 1) AS at_end,
-               a.customer_since >= p.start AND a.customer_since < p."end" AS new,
-               coalesce(a.second_won_at < p."end", 0) AS repeat_won
-        FROM k_accounts a JOIN k_periods p WHERE a.customer_since IS NOT NULL)
-    SELECT s.id AS rec, s.period, s.owner_id AS user_id, s.team, s.region,
-           s.at_start, s.at_end, s.new, s.at_start AND s.at_end AS retained,
-           s.at_start AND s.churned_at >= s.start AND s.churned_at < s."end" AS churned,
-           s.at_end AND s.repeat_won AS repeat, coalesce(r.revenue, 0) AS revenue,
-           CASE WHEN s.at_end THEN coalesce(x.engaged, 0) ELSE 0 END AS engaged,
-           CASE WHEN s.at_end THEN coalesce(x.seconds, 0) / 60.0 ELSE 0 END AS minutes
-    FROM state s
-    LEFT JOIN a_per x ON x.account_id = s.id AND x.period = s.period
-    LEFT JOIN r_per r ON r.account_id = s.id AND r.period = s.period""",
+               sum(CASE WHEN type IN ('call', 'meeting') THEN coalesce(duration_s, 0) ELSE 0 END) AS seconds
+        FROM k_acts WHERE account_id IS NOT NULL AND seg IS NOT NULL
+        GROUP BY account_id, seg)
+    SELECT g.ids AS rec, p.label AS period, g.owner_id AS user_id, g.team, g.region,
+           g.n * (g.since_seg < p.lo AND g.churn_seg >= p.lo) AS at_start,
+           g.n * (g.since_seg < p.hi AND g.churn_seg >= p.hi) AS at_end,
+           g.n * (g.since_seg >= p.lo AND g.since_seg < p.hi) AS new,
+           g.n * (g.since_seg < p.lo AND g.churn_seg >= p.hi) AS retained,
+           g.n * (g.since_seg < p.lo AND g.churn_seg >= p.lo AND g.churn_seg < p.hi) AS churned,
+           g.n * (g.since_seg < p.hi AND g.churn_seg >= p.hi AND g.second_seg < p.hi) AS repeat,
+           0 AS revenue, 0 AS engaged, 0 AS minutes
+    FROM grouped g JOIN k_periods p
+    UNION ALL
+    SELECT o.id, ps.period, a.owner_id, a.team, a.region, 0, 0, 0, 0, 0, 0, coalesce(o.amount, 0), 0, 0
+    FROM k_opps o JOIN k_accounts a ON a.id = o.account_id JOIN k_period_seg ps ON ps.seg = o.closed_seg
+    WHERE o.won
+    UNION ALL
+    SELECT a.id, p.label, a.owner_id, a.team, a.region, 0, 0, 0, 0, 0, 0, 0, x.engaged, x.seconds / 60.0
+    FROM a_seg x JOIN k_accounts a ON a.id = x.account_id
+    JOIN k_period_seg ps ON ps.seg = x.seg JOIN k_periods p ON p.label = ps.period
+    WHERE a.customer_since IS NOT NULL AND a.since_seg < p.hi AND coalesce(a.churn_seg, {NEVER}) >= p.hi""",
     OTUR,
-    (
-        "at_start",
-        "at_end",
-        "new",
-        "retained",
-        "churned",
-        "repeat",
-        "revenue",
-        "engaged",
-        "minutes",
-    ),
+    ("at_start", "at_end", "new", "retained", "churned", "repeat", "revenue", "engaged", "minutes"),
     by="period",
 )
 
@@ -75,30 +69,20 @@ ACCOUNT_ACTIVITY = Family(
     WHERE account_id IS NOT NULL AND (is_touch OR is_inbound)""",
     ("account",),
     ("engaged",),
+    only=("rolling-90d",),
 )
 
 # Inbound activities (at occurred_at) and cases (at created_at), with the time to
 # the first later touch on the same person (a case: first_response_at when set).
 INBOUND = Family(
     "inbound",
-    """SELECT rec, seg, user_id, team, account_id, 1 AS items,
-           answered_at IS NOT NULL AS answered,
+    """SELECT rec, seg, user_id, team, account_id, 1 AS items, answered_at IS NOT NULL AS answered,
            coalesce((unixepoch(answered_at) - unixepoch(asked_at)) / 3600.0, 0) AS hours
-    FROM (
-        SELECT a.id AS rec, a.seg, a.owner_id AS user_id, a.team, a.account_id,
-               a.occurred_at AS asked_at,
-               (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = a.person_id
-                  AND t.occurred_at > a.occurred_at) AS answered_at
-        FROM k_acts a WHERE a.is_inbound
-        UNION ALL
-        SELECT c.id, c.created_seg, c.owner_id, c.team, c.account_id, c.created_at,
-               coalesce(c.first_response_at,
-                        (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = c.person_id
-                           AND t.occurred_at > c.created_at))
-        FROM k_cases c)""",
-    (*OTU, "account"),
+    FROM k_inbound""",
+    OTU,
     ("items", "answered", "hours"),
 )
+INBOUND_BY_ACCOUNT = replace(INBOUND, name="inbound_by_account", grains=("account",), only=("rolling-90d",))
 
 SURVEYS = Family(
     "customer_surveys",
@@ -108,9 +92,10 @@ SURVEYS = Family(
                 ELSE 0 END ELSE 0 END AS nps_points,
            kind = 'csat' AS csat_n, CASE WHEN kind = 'csat' THEN score ELSE 0 END AS csat_total
     FROM k_surveys WHERE kind IN ('nps', 'csat')""",
-    (*OTU, "account"),
+    OTU,
     ("nps_n", "nps_points", "csat_n", "csat_total"),
 )
+SURVEYS_BY_ACCOUNT = replace(SURVEYS, name="customer_surveys_by_account", grains=("account",))
 
 EMPLOYEE_SURVEYS = Family(
     "employee_surveys",
@@ -238,7 +223,8 @@ for defn in (
     KpiDef("average_response_hours", "Average response (hours)", "hours", (*OTU, "account"),
            "mean hours from inbound activity or case in P to first later touch (case: "
            "first_response_at)", "003 #12", D, record_periods={"account": ("rolling-90d",)},
-           compute=Mean(INBOUND, "hours", "answered"),
+           compute=ByGrain(Mean(INBOUND, "hours", "answered"),
+                           {"account": Mean(INBOUND_BY_ACCOUNT, "hours", "answered")}),
            notes="goes to the activity's or case's owner; unanswered ones are left out"),
     KpiDef("answered_inbound_rate", "Answered inbound rate", "ratio", OTU,
            "answered / all inbound activities and cases in P", "003 #12", D,
@@ -246,12 +232,14 @@ for defn in (
     KpiDef("nps", "Net promoter score", "score", (*OTU, "account"),
            "(share of nps scores 9-10 - share 0-6) x 100 over surveys in P",
            "002, 003 #3, 004", D, record_periods={"account": ("calendar", "all")},
-           compute=Mean(SURVEYS, "nps_points", "nps_n"),
+           compute=ByGrain(Mean(SURVEYS, "nps_points", "nps_n"),
+                           {"account": Mean(SURVEYS_BY_ACCOUNT, "nps_points", "nps_n")}),
            notes="a mean of +100/0/-100 per answer: denominator = answers; account grain "
            "also with period all (every answer up to as_of)"),
     KpiDef("csat", "Customer satisfaction", "score", (*OTU, "account"),
            "mean score of csat surveys in P", "003, 004", D,
-           compute=Mean(SURVEYS, "csat_total", "csat_n")),
+           compute=ByGrain(Mean(SURVEYS, "csat_total", "csat_n"),
+                           {"account": Mean(SURVEYS_BY_ACCOUNT, "csat_total", "csat_n")})),
     KpiDef("enps", "Employee NPS", "score", ("org", "team"),
            "as nps over enps surveys in P, by the answering user's team", "002 #4, 003 #5", D,
            compute=Mean(EMPLOYEE_SURVEYS, "enps_points", "enps_n")),

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from kpisync.kpi.aggregate import Compute, Family, Mean, Median, Ratio, RecordSql, Total, sums
+from kpisync.kpi.aggregate import ByGrain, Compute, Family, Mean, Median, Ratio, RecordSql, Total, sums
 from kpisync.kpi.context import Context
 from kpisync.kpi.live import EXPANSION_TYPES
 from kpisync.kpi.registry import KpiDef, register
@@ -29,7 +29,7 @@ CLOSED = Family(
                 THEN (amount - competitor_price) / competitor_price ELSE 0 END AS price_gap,
            won AND amount IS NOT NULL AND competitor_price <> 0 AS priced
     FROM k_opps WHERE closed_at IS NOT NULL""",
-    ("org", "team", "user", "region", "channel", "account"),
+    ("org", "team", "user", "region", "channel"),
     (
         "won",
         "lost",
@@ -158,6 +158,12 @@ class RepsAtQuota(Compute):
         return {kp: (n / d if d else None, n, d) for kp, (n, d) in counts.items()}
 
 
+ACCOUNT_EXPANSION = RecordSql(
+    f"""SELECT account_id, sum(CASE WHEN deal_type IN {EXPANSION_TYPES} THEN coalesce(amount, 0) ELSE 0 END),
+           NULL, NULL
+    FROM k_opps WHERE won AND account_id IS NOT NULL GROUP BY account_id""",
+    fill_value=(0, None, None),
+)
 DAYS_OPEN = RecordSql(
     """SELECT id, (unixepoch(coalesce(closed_at, :as_of)) - unixepoch(created_at)) / 86400.0,
            NULL, NULL
@@ -219,7 +225,7 @@ for defn in (
            compute=Ratio(CLOSED, "expansion", "won")),
     KpiDef("expansion_revenue", "Expansion revenue", "currency", (*OTU, "account"),
            "sum of amount won in P with deal_type upsell or cross_sell", "003 #9", A,
-           record_periods={"account": ("all",)}, compute=Total(CLOSED, "expansion_revenue"),
+           record_periods={"account": ("all",)}, compute=ByGrain(Total(CLOSED, "expansion_revenue"), {"account": ACCOUNT_EXPANSION}),
            notes="account grain, period all: the account's upsell revenue up to as_of"),
     KpiDef("referral_revenue", "Referral revenue", "currency", OTU,
            "revenue_won where channel = referral", "003 #4", A,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kpisync.kpi.engine import compute
+from kpisync.kpi.registry import RECORD_GRAINS
 from kpisync.kpi.settings import KpiSettings
 from kpisync.schema import TABLES
 from kpisync.store import Store
@@ -129,6 +130,9 @@ class Values(dict[tuple[str, str, str, str], tuple[Any, Any, Any]]):
         )
 
     def v(self, kpi: str, grain: str = "org", key: str = "", period: str = "2026-02") -> Any:
+        """The value; a record grain's missing row reads as null, as write-back reads it."""
+        if grain in RECORD_GRAINS and (kpi, grain, key, period) not in self:
+            return None
         return self[(kpi, grain, key, period)][0]
 
     def row(self, kpi: str, grain: str = "org", key: str = "", period: str = "2026-02") -> Any:

@@ -1,0 +1,164 @@
+"""The library API the CLI calls: compute, to_json, explain, catalog_rows; periods."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from kpi_orgs import AS_OF, Org, build_activity, build_deals
+
+from kpisync.kpi import engine, registry
+from kpisync.kpi.periods import calendar_periods, parse_as_of, working_days
+from kpisync.kpi.settings import KpiSettings
+
+
+def test_to_json_is_the_interfaces_shape(org: Org) -> None:
+    build_deals(org)
+    result = engine.compute(org.store, KpiSettings(), as_of=AS_OF, kpis=["win_rate"])
+    doc = engine.to_json(result)
+    assert doc["as_of"] == AS_OF and set(doc) == {"as_of", "kpis"}
+    row = next(r for r in doc["kpis"] if r["grain"] == "user" and r["key"] == "u1" and r["period"] == "2026-02")
+    assert row == {
+        "kpi": "win_rate",
+        "grain": "user",
+        "key": "u1",
+        "period": "2026-02",
+        "value": 2 / 3,
+        "numerator": 2,
+        "denominator": 3,
+        "unit": "ratio",
+    }
+    json.dumps(doc)
+
+
+def test_compute_replaces_the_rows_of_the_computed_kpis(org: Org) -> None:
+    build_deals(org)
+    conn = org.store.conn
+    first = engine.compute(org.store, KpiSettings(), as_of=AS_OF)
+    assert conn.execute("SELECT count(*) FROM kpi_values").fetchone()[0] == len(first.values)
+    assert conn.execute("SELECT count(*) FROM kpi_values WHERE computed_at IS NULL").fetchone()[0] == 0
+    conn.execute("UPDATE opportunities SET is_deleted = 1 WHERE id = 'o4'")
+    engine.compute(org.store, KpiSettings(), as_of=AS_OF, kpis=["deals_won"], grains=["org"])
+    stored = dict(
+        conn.execute(
+            "SELECT kpi, value FROM kpi_values WHERE grain = 'org' AND period = '2026-02' "
+            "AND kpi IN ('deals_won', 'revenue_won')"
+        )
+    )
+    assert stored == {"deals_won": 2, "revenue_won": 3500}  # revenue_won was not recomputed
+    assert conn.execute("SELECT count(*) FROM kpi_values WHERE kpi = 'deals_won' AND grain = 'user'").fetchone()[0]
+
+
+def test_grains_filter_and_default_as_of(org: Org) -> None:
+    result = engine.compute(org.store, KpiSettings(), kpis=["touches"], grains=["team", "user"])
+    assert {v["grain"] for v in result.values} <= {"team", "user"}
+    assert abs(parse_as_of(result.as_of) - datetime.now(UTC)).total_seconds() < 60
+
+
+@pytest.mark.parametrize(
+    ("kpis", "grains", "message"),
+    [
+        (["no_such_kpi"], None, "unknown KPI no_such_kpi"),
+        (None, ["planet"], "unknown grain planet"),
+        (["enps"], ["user"], "KPI enps has no grain user"),
+    ],
+)
+def test_unknown_kpi_or_grain_is_a_value_error(org: Org, kpis, grains, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        engine.compute(org.store, KpiSettings(), as_of=AS_OF, kpis=kpis, grains=grains)
+
+
+def test_explain_lists_numerator_and_denominator_records(org: Org) -> None:
+    build_deals(org)
+    e = engine.explain(org.store, KpiSettings(), "win_rate", "org", "", "2026-02", as_of=AS_OF)
+    assert (e.value, e.numerator, e.denominator) == (0.75, 3, 4)
+    assert [r[0] for r in e.numerator_records] == ["o1", "o2", "o4"]
+    assert [r[0] for r in e.denominator_records] == ["o1", "o2", "o3", "o4"]
+    text = engine.render_text(e)
+    assert "won in P / (won + lost in P)" in text and "o3" in text
+    user = engine.explain(org.store, KpiSettings(), "sales_cycle_days", "user", "u1", "2026-02", as_of=AS_OF)
+    assert user.value == 22.5 and sorted(r[1] for r in user.denominator_records) == [19.0, 26.0]
+
+
+def test_explain_touches_to_close_by_touch_type(org: Org) -> None:
+    build_activity(org)
+    e = engine.explain(org.store, KpiSettings(), "touches_to_close", "opportunity", "o1", "all", as_of=AS_OF)
+    assert e.value == 3
+    assert e.breakdown == {"call": 1, "email": 1, "meeting": 1}
+    assert sorted(r[1] for r in e.numerator_records) == ["m1", "r2", "t3"]
+    assert "touches by type: call 1, email 1, meeting 1" in engine.render_text(e)
+
+
+def test_explain_rejects_a_period_the_kpi_lacks(org: Org) -> None:
+    with pytest.raises(ValueError, match="no period"):
+        engine.explain(org.store, KpiSettings(), "days_open", "opportunity", "o1", "2026-02", as_of=AS_OF)
+    with pytest.raises(ValueError, match="has no grain"):
+        engine.explain(org.store, KpiSettings(), "days_open", "user", "u1", "all", as_of=AS_OF)
+
+
+def test_catalog_rows_and_out_of_reach() -> None:
+    rows = engine.catalog_rows()
+    assert [r["id"] for r in rows] == sorted(registry.ids(), key=lambda i: (registry.get(i).section, i))
+    for r in rows:
+        assert {"id", "name", "unit", "grains", "periods", "formula", "section", "source"} <= set(r)
+    assert {r["id"] for r in engine.OUT_OF_REACH} == {
+        "profit",
+        "cost",
+        "cogs",
+        "expenses_vs_budget",
+        "dso",
+        "defect_rate",
+        "lob_efficiency",
+    }
+    assert all("CRM does not hold" in r["reason"] for r in engine.OUT_OF_REACH)
+
+
+def test_periods_are_cut_in_the_org_time_zone(org: Org) -> None:
+    org.user("u1")
+    # 01:00 UTC on March 1st is still February 28th in New York
+    org.opp("o", "u1", "2026-02-01T12:00:00Z", "2026-03-01T01:00:00Z", won=True)
+    ny = KpiSettings(timezone="America/New_York")
+    utc = org.compute(as_of="2026-03-10T00:00:00Z")
+    local = org.compute(as_of="2026-03-10T00:00:00Z", settings=ny)
+    assert utc.v("deals_won", period="2026-03") == 1
+    assert local.v("deals_won", period="2026-02") == 1
+    assert local.v("deals_won", period="2026-03") == 0
+    feb = next(p for p in calendar_periods(parse_as_of("2026-03-10T00:00:00Z"), ny) if p.label == "2026-02")
+    assert (feb.start, feb.end) == ("2026-02-01T05:00:00Z", "2026-03-01T05:00:00Z")
+
+
+def test_period_counts_and_capping() -> None:
+    as_of = parse_as_of(AS_OF)
+    periods = calendar_periods(as_of, KpiSettings(months=2, quarters=1, years=1))
+    assert [p.label for p in periods] == [
+        "2026-03",
+        "2026-02",
+        "2026-01",
+        "2026-Q1",
+        "2025-Q4",
+        "2026",
+        "rolling-7d",
+        "rolling-30d",
+        "rolling-90d",
+    ]
+    current = periods[0]
+    assert current.end == "2026-03-20T12:00:01Z"  # capped just past as_of: as_of itself counts
+    assert periods[6].start == "2026-03-13T12:00:01Z"
+    assert (
+        working_days(parse_as_of("2026-02-01T00:00:00Z"), parse_as_of("2026-03-01T00:00:00Z"), KpiSettings().zone) == 20
+    )
+
+
+def test_a_record_at_exactly_as_of_counts(org: Org) -> None:
+    org.user("u1")
+    org.act("a", "u1", AS_OF)
+    assert org.compute().v("touches", period="2026-03") == 1
+    assert org.compute(as_of="2026-03-20T11:59:59Z").v("touches", period="2026-03") == 0
+
+
+def test_bad_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="time zone"):
+        KpiSettings(timezone="Mars/Olympus")
+    with pytest.raises(ValueError, match="months"):
+        KpiSettings(months=-1)
