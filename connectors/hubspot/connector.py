@@ -83,7 +83,7 @@ class HubSpotConnector:
     def properties_for(self, spec: ObjectSpec) -> list[str]:
         ctx = self.context()
         names = list(spec.options.get("properties") or ())
-        names += sorted(ctx.mapped_fields())  # unknown names come back absent; harmless (§0)
+        names += sorted(ctx.mapped_fields(spec.options.get("mapper")))  # unknown names come back absent (§0)
         if spec.name == "contacts":
             names += [
                 f"{prefix}{s}"

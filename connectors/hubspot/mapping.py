@@ -139,11 +139,16 @@ class Lookup:
         self._default = vmap.default
 
     def lookup(self, raw: Any) -> str | None:
-        if self._exact is None:
-            return self._vmap.lookup(raw)
+        found = self.match(raw)
+        return self._default if found is None else found
+
+    def match(self, raw: Any) -> str | None:
+        """The mapped value, or None when nothing matches (the default not applied)."""
         if raw is None or raw == "":
-            return self._default
-        return self._exact.get(str(raw).strip().lower(), self._default)
+            return None
+        if self._exact is None:
+            return self._vmap.model_copy(update={"default": None}).lookup(raw)
+        return self._exact.get(str(raw).strip().lower())
 
 
 @dataclass
@@ -188,22 +193,37 @@ class Context:
             "user_region": Lookup(m.user_region) if m.user_region else None,
         }
 
-    def mapped_fields(self) -> set[str]:
+    def mapped_fields(self, mapper: str | None = None) -> set[str]:
+        """Properties the `mapping:` reads — for one mapper's object, or for all (doctor)."""
         m = self.mapping
-        names = {self.channel.field}
-        for vmap in (m.region, m.deal_type, m.activity_type, m.activity_direction):
-            if vmap is not None:
-                names.add(vmap.field)
-        names.update(rule.field for rule in m.activity_outcome)
-        names.update(f for f in (m.churn_date_field, m.nps_field, m.competitor_price_field) if f)
-        return names
+        per_mapper: dict[str, list[str | None]] = {
+            "company": [m.region and m.region.field, m.churn_date_field],
+            "contact": [self.channel.field, m.region and m.region.field, m.nps_field],
+            "deal": [
+                self.channel.field,
+                m.region and m.region.field,
+                (m.deal_type or DEFAULT_DEAL_TYPE).field,
+                m.competitor_price_field,
+            ],
+            "engagement": [
+                m.activity_type and m.activity_type.field,
+                m.activity_direction and m.activity_direction.field,
+                *(rule.field for rule in m.activity_outcome),
+            ],
+        }
+        chosen = per_mapper.values() if mapper is None else [per_mapper.get(mapper, [])]
+        return {f for fields in chosen for f in fields if f}
 
 
 def first(record: dict[str, Any], to_type: str) -> str | None:
     """The lowest associated id of a type: deterministic whichever endpoint (list inline, v4) supplied the links."""
-    links = (record.get("associations") or {}).get(to_type) or {}
-    ids = [str(r["id"]) for r in links.get("results") or []]
-    return min(ids, key=lambda i: (len(i), i)) if ids else None
+    links = record.get("associations")
+    results = (links.get(to_type) or {}).get("results") if links else None
+    if not results:
+        return None
+    if len(results) == 1:
+        return str(results[0]["id"])
+    return min((str(r["id"]) for r in results), key=lambda i: (len(i), i))
 
 
 def _region(ctx: Context, props: dict[str, Any]) -> str | None:
@@ -211,14 +231,21 @@ def _region(ctx: Context, props: dict[str, Any]) -> str | None:
     return vmap.lookup(props.get(vmap.field)) if vmap else None
 
 
+_RAW = json.JSONEncoder(
+    separators=(",", ":"), check_circular=False
+).encode  # built once: json.dumps(..., separators) is not
+
+
 def _base(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"is_deleted": 0, "raw": json.dumps(record, separators=(",", ":")), "synced_at": ctx.synced_at}
+    return {"is_deleted": 0, "raw": _RAW(record), "synced_at": ctx.synced_at}
 
 
 def merged_ids(record: dict[str, Any]) -> list[str]:
     """Ids merged into this record (§5.6): contacts `id:ms;…`, others `id;id`."""
     props = record.get("properties") or {}
-    raw = props.get("hs_calculated_merged_vids") or props.get("hs_merged_object_ids") or ""
+    raw = props.get("hs_calculated_merged_vids") or props.get("hs_merged_object_ids")
+    if not raw:
+        return []
     ids = [part.split(":")[0].strip() for part in str(raw).split(";") if part.strip()]
     return [i for i in ids if i and i != str(record.get("id"))]
 
@@ -393,22 +420,33 @@ def map_ticket(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
     return {"cases": [row]}
 
 
+def _owner_value(lookup: Lookup | None, fields: dict[str, Any], team_names: list[str]) -> str | None:
+    """`field: team` tries every team the owner is on, primary first (a rep is often on a region team
+    and a function team); other fields are owner keys (`email`, `firstName`, …)."""
+    if lookup is None:
+        return None
+    candidates = team_names if lookup.field == "team" else [fields.get(lookup.field)]
+    for raw in candidates:
+        found = lookup.match(raw)
+        if found is not None:
+            return found
+    return lookup.lookup(None)
+
+
 def map_owner(owner: dict[str, Any], ctx: Context, object_type: str) -> Rows:
-    teams = owner.get("teams") or []
-    primary = next((t for t in teams if t.get("primary")), teams[0] if teams else None)
-    fields = {**owner, "team": primary.get("name") if primary else None}
+    teams = sorted(owner.get("teams") or [], key=lambda t: not t.get("primary"))
+    team_names = [t.get("name") for t in teams if t.get("name")]
+    primary = next((t.get("name") for t in teams if t.get("primary")), None)
+    fields = {**owner, "team": primary}
     team = fields.get(ctx.mapping.team_field) if ctx.mapping.team_field else fields["team"]
-    role_map = ctx.maps["role"]
-    region = ctx.maps["user_region"]
-    assert role_map is not None
     name = " ".join(x for x in (owner.get("firstName"), owner.get("lastName")) if x) or owner.get("email")
     row = {
         "id": str(owner["id"]),
         "name": name,
         "email": owner.get("email"),
-        "role": role_map.lookup(fields.get(role_map.field)),
+        "role": _owner_value(ctx.maps["role"], fields, team_names),
         "team": team,
-        "region": region.lookup(fields.get(region.field)) if region else None,
+        "region": _owner_value(ctx.maps["user_region"], fields, team_names),
         "manager_id": None,
         "is_active": 0 if owner.get("archived") else 1,
         **_base(owner, ctx),

@@ -19,9 +19,10 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from kpisync.connectors.base import ObjectSpec, Page, Quarantined
@@ -36,6 +37,8 @@ SEARCH_CAP = 10_000
 SEARCH_LIMIT = 200
 LIST_LIMIT = 100
 OVERLAP_MS = 60_000  # search lags writes by seconds, reportedly up to ~30 s (§4)
+STORE_BATCH = 1_000  # list records per Page of a full pull
+READ_AHEAD = 10  # list pages fetched ahead of the mapping
 
 
 def iso_ms(stamp: int) -> str:
@@ -87,16 +90,22 @@ class Puller:
         started = int(time.time() * 1000) - OVERLAP_MS
         props = self.c.properties_for(self.spec)
         assoc = list(self.opts.get("associations") or ())
+        batch: list[dict[str, Any]] = []
         for records in self._listing(archived=False, properties=props, associations=assoc):
-            yield self.page(records, None)
+            batch.extend(records)
+            if len(batch) >= STORE_BATCH:  # fewer, larger store transactions; the cursor moves at the end anyway
+                yield self.page(batch, None)
+                batch = []
+        if batch:
+            yield self.page(batch, None)
         yield from self.archived()
         yield Page({}, cursor=iso_ms(started))
 
     def _listing(
         self, *, archived: bool, properties: list[str], associations: list[str]
     ) -> Iterator[list[dict[str, Any]]]:
-        """List pages in `after` order. The next page is fetched while the caller maps and stores this
-        one (one request in flight at a time, so pacing and paging order are unchanged)."""
+        """List pages in `after` order. A reader thread fetches up to READ_AHEAD pages ahead while the
+        caller maps and stores (one request in flight at a time: pacing and paging order are unchanged)."""
 
         def fetch(after: str | None) -> dict[str, Any]:
             return self.c.client.json(  # type: ignore[no-any-return]
@@ -112,20 +121,47 @@ class Puller:
                 ),
             )
 
-        seen: set[str] = set()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"hubspot-{self.name}") as ahead:
-            pending: Future[dict[str, Any]] = ahead.submit(fetch, None)
-            while True:
-                data = pending.result()
-                after = ((data.get("paging") or {}).get("next") or {}).get("after")
-                if after:
+        pages: queue.Queue[tuple[list[dict[str, Any]] | None, BaseException | None]] = queue.Queue(READ_AHEAD)
+        stop = threading.Event()
+
+        def put(item: tuple[list[dict[str, Any]] | None, BaseException | None]) -> None:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def read() -> None:
+            after: str | None = None
+            seen: set[str] = set()
+            try:
+                while not stop.is_set():
+                    data = fetch(after)
+                    after = ((data.get("paging") or {}).get("next") or {}).get("after")
                     if after in seen:  # a paginator that repeats itself would loop forever
                         raise RunError(f"HubSpot list {self.name}: paging token {after!r} returned twice")
+                    put((data.get("results") or [], None))
+                    if not after:
+                        put((None, None))
+                        return
                     seen.add(after)
-                    pending = ahead.submit(fetch, after)
-                yield data.get("results") or []
-                if not after:
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                put((None, exc))
+
+        reader = threading.Thread(target=read, name=f"hubspot-list-{self.name}", daemon=True)
+        reader.start()
+        try:
+            while True:
+                records, error = pages.get()
+                if error is not None:
+                    raise error
+                if records is None:
                     return
+                yield records
+        finally:
+            stop.set()
+            reader.join(timeout=self.c.config.connection.timeout_s + 1)
 
     def archived(self) -> Iterator[Page]:
         """Archived (deleted) records → deletion markers (§5.5: search cannot see them)."""

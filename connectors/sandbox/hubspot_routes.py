@@ -70,13 +70,15 @@ class CrmRoutes:
         }
         out = []
         singular = OBJECT_TYPES.get(object_type, ("", "", object_type))[2]
+        created, modified = self._created_prop(object_type), self.portal.modified_prop(object_type)
         for row in rows:
             rid, props = row[0], row[1] if isinstance(row[1], dict) else json.loads(row[1])
             rec: dict[str, Any] = {
                 "id": str(rid),
                 "properties": {name: props.get(name) for name in wanted},
-                "createdAt": ms_to_iso(row[2]),
-                "updatedAt": ms_to_iso(row[3]),
+                # the property values are the same instants already formatted (strftime is the hot spot)
+                "createdAt": props.get(created) or ms_to_iso(row[2]),
+                "updatedAt": props.get(modified) or ms_to_iso(row[3]),
                 "archived": archived,
             }
             if archived and len(row) > 5:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from kpisync.connectors.sandbox.hubspot_catalog import DEFAULT_CALL_OUTCOMES, call_disposition
+from kpisync.connectors.sandbox.hubspot_translate import region_team, role_team
 
 if TYPE_CHECKING:
     from kpisync.connectors.sandbox.hubspot import HubSpotSandbox
@@ -51,20 +52,23 @@ def mapping_for(store_conn: Any) -> dict[str, Any]:
             {"field": "sales_outcome", "values": {o: o for o in outcomes}},
         ],
     }
-    channel = pairs(
-        "SELECT lead_source, channel FROM contacts UNION ALL SELECT lead_source, channel FROM opportunities"
-    )
+    channel_sql = "SELECT lead_source, channel FROM contacts UNION ALL SELECT lead_source, channel FROM opportunities"
+    channel = pairs(channel_sql)
     if channel:
         mapping["channel"] = {"field": "lead_source", "values": channel}
+        # the channel of records without a lead source (the generator's "other")
+        unsourced = collections.Counter(c for s, c in store_conn.execute(channel_sql) if s is None and c is not None)
+        if unsourced:
+            mapping["channel"]["default"] = unsourced.most_common(1)[0][0]
     region = pairs("SELECT region, region FROM accounts UNION ALL SELECT region, region FROM contacts")
     if region:
         mapping["region"] = {"field": "sales_region", "values": region}
-    role = pairs("SELECT team, role FROM users")
-    if role:
-        mapping["role"] = {"field": "team", "values": role, "default": "other"}
-    user_region = pairs("SELECT team, region FROM users")
-    if user_region:
-        mapping["user_region"] = {"field": "team", "values": user_region}
+    roles = sorted({r for (r,) in store_conn.execute("SELECT DISTINCT role FROM users") if r})
+    if roles:
+        mapping["role"] = {"field": "team", "values": {role_team(r): r for r in roles}, "default": "other"}
+    regions = sorted({r for (r,) in store_conn.execute("SELECT DISTINCT region FROM users") if r})
+    if regions:
+        mapping["user_region"] = {"field": "team", "values": {region_team(r): r for r in regions}}
     return mapping
 
 

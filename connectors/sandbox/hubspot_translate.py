@@ -71,6 +71,14 @@ def _ms(*values: str | None) -> int:
     return max(stamps) if stamps else 0
 
 
+def role_team(role: str) -> str:
+    return f"{role.upper()} reps"
+
+
+def region_team(region: str) -> str:
+    return f"Region {region}"
+
+
 def stage_id(label: str) -> str:
     return re.sub(r"[^a-z0-9]", "", label.lower()) or "stage"
 
@@ -95,7 +103,12 @@ def translate(store_conn: sqlite3.Connection, portal: Portal) -> dict[str, Any]:
         return hs
 
     users = _rows(store_conn, "SELECT * FROM users ORDER BY id")
-    teams = sorted({u["team"] for u in users if u["team"]})
+    # a rep sits on their team (primary), a function team and a region team, as portals organise them
+    teams = sorted(
+        {u["team"] for u in users if u["team"]}
+        | {role_team(u["role"]) for u in users if u["role"]}
+        | {region_team(u["region"]) for u in users if u["region"]}
+    )
     team_ids = {t: str(TEAM_BASE + i + 1) for i, t in enumerate(teams)}
     owners, owner_of = [], {}
     for i, u in enumerate(users, start=1):
@@ -116,7 +129,15 @@ def translate(store_conn: sqlite3.Connection, portal: Portal) -> dict[str, Any]:
                 "createdAt": "2023-01-02T09:00:00.000Z",
                 "updatedAt": "2024-06-01T09:00:00.000Z",
                 "archived": not active,
-                "teams": [{"id": team_ids[u["team"]], "name": u["team"], "primary": True}] if u["team"] else [],
+                "teams": ([{"id": team_ids[u["team"]], "name": u["team"], "primary": True}] if u["team"] else [])
+                + [
+                    {"id": team_ids[name], "name": name, "primary": False}
+                    for name in (
+                        role_team(u["role"]) if u["role"] else None,
+                        region_team(u["region"]) if u["region"] else None,
+                    )
+                    if name
+                ],
             }
         )
     portal.set_meta("owners", owners)
@@ -234,9 +255,14 @@ def translate(store_conn: sqlite3.Connection, portal: Portal) -> dict[str, Any]:
         portal.insert("companies", batch)
         counts["companies"] = len(batch)
 
+        # HubSpot keeps one record per person: a converted lead (Salesforce-style) is its contact
+        person = dict(
+            store_conn.execute("SELECT id, converted_contact_id FROM contacts WHERE converted_contact_id IS NOT NULL")
+        )
         events: dict[str, dict[str, str]] = defaultdict(dict)
         for e in _rows(store_conn, "SELECT * FROM lifecycle_events"):
-            events[e["contact_id"]][e["stage"]] = e["entered_at"]
+            stages = events[person.get(e["contact_id"], e["contact_id"])]
+            stages[e["stage"]] = min(stages.get(e["stage"], e["entered_at"]), e["entered_at"])
         batch = []
         for c in _rows(store_conn, "SELECT * FROM contacts WHERE converted_contact_id IS NULL ORDER BY id"):
             hs = new_id("contacts", c["id"])
@@ -272,6 +298,7 @@ def translate(store_conn: sqlite3.Connection, portal: Portal) -> dict[str, Any]:
                 assoc.append(("contacts", hs, "companies", ids[c["account_id"]][1]))
             batch.append((hs, props, iso_to_ms(c["created_at"]) if c["created_at"] else 0, modified))
         portal.insert("contacts", batch)
+        ids.update({lead: ids[contact] for lead, contact in person.items() if contact in ids})
         counts["contacts"] = len(batch)
 
         by_opp: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -104,17 +104,36 @@ def rows(store: Store, table: str, columns: tuple[str, ...], where: str = "1") -
     return [dict(zip(columns, r, strict=True)) for r in cur]
 
 
-def test_round_trip_canonical_org_through_the_portal(sandbox: HubSpotSandbox, config: Config, org: Store) -> None:
+def _idmap(sandbox: HubSpotSandbox) -> dict[str, tuple[str, int]]:
+    return {c: (t, int(i)) for c, t, i in sandbox.portal.conn.execute("SELECT canonical_id, type, hs_id FROM idmap")}
+
+
+def test_round_trip_canonical_org_through_the_portal(
+    sandbox: HubSpotSandbox, config: Config, org: Store, unmapped: frozenset[str] = frozenset()
+) -> None:
     """generator-shaped canonical org → sandbox portal → connector → store: the mapped columns come back."""
     pulled = Store.open(":memory:")
     connector = HubSpotConnector(config)
     drive(connector, pulled)
-    back = {str(hs): canonical for (_, hs), canonical in sandbox.portal.canonical_ids().items()}
-    for table, columns in COMPARED.items():
+    converted = {lead for (lead,) in org.conn.execute("SELECT id FROM contacts WHERE converted_contact_id IS NOT NULL")}
+    back = {str(hs): canonical for canonical, (_, hs) in _idmap(sandbox).items() if canonical not in converted}
+    for table, all_columns in COMPARED.items():
+        columns = tuple(c for c in all_columns if f"{table}.{c}" not in unmapped)
         mine = []
         for row in rows(pulled, table, columns, "coalesce(is_deleted, 0) = 0" if "id" in columns else "1"):
             mine.append({k: back.get(str(v), v) if k in ID_COLUMNS and v is not None else v for k, v in row.items()})
-        theirs = rows(org, table, columns)
+        theirs = rows(org, table, columns, "converted_contact_id IS NULL" if table == "contacts" else "1")
+        # one HubSpot record per person: a converted lead is its contact (as the sandbox translates it)
+        person = dict(
+            org.conn.execute("SELECT id, converted_contact_id FROM contacts WHERE converted_contact_id IS NOT NULL")
+        )
+        theirs = [{k: person.get(v, v) if k in ID_COLUMNS - {"id"} else v for k, v in r.items()} for r in theirs]
+        if table == "lifecycle_events":
+            first: dict[tuple[str, str], str] = {}
+            for r in theirs:
+                key = (r["contact_id"], r["stage"])
+                first[key] = min(first.get(key, r["entered_at"]), r["entered_at"])
+            theirs = [{"contact_id": c, "stage": s, "entered_at": e} for (c, s), e in first.items()]
         if table == "opportunity_stage_history":  # HubSpot's date-entered keeps the latest entry per stage (§8.3)
             latest: dict[tuple[str, str], str] = {}
             for r in theirs:
@@ -122,7 +141,10 @@ def test_round_trip_canonical_org_through_the_portal(sandbox: HubSpotSandbox, co
                 latest[key] = max(latest.get(key, ""), r["entered_at"])
             theirs = [{"opportunity_id": o, "stage": s, "entered_at": e} for (o, s), e in latest.items()]
         key = lambda r: json.dumps(r, sort_keys=True, default=str)  # noqa: E731
-        assert sorted(mine, key=key) == sorted(theirs, key=key), table
+        only_mine = sorted({key(r) for r in mine} - {key(r) for r in theirs})
+        only_theirs = sorted({key(r) for r in theirs} - {key(r) for r in mine})
+        assert (only_mine[:3], only_theirs[:3]) == ([], []), table
+        assert len(mine) == len(theirs), table
     assert pulled.count("quarantine") == 0
 
 
@@ -244,3 +266,40 @@ def test_the_sync_engine_drives_the_connector(sandbox: HubSpotSandbox, config: C
     assert store.count("activities") == org.count("activities") and store.count("users") == org.count("users")
     again = sync(connector, store)
     assert again.status == "ok" and again.api_calls < first.api_calls
+
+
+def test_search_lag_is_covered_by_the_overlap(sandbox: HubSpotSandbox, config: Config) -> None:
+    """Search lags writes (§4): a change not yet searchable is found by the next run, because the
+    cursor never passes now − overlap."""
+    import kpisync.connectors.hubspot.pull as pull
+
+    store = Store.open(":memory:")
+    connector = HubSpotConnector(config)
+    drive(connector, store, objects=["contacts"])
+    sandbox.search_lag_s = 1.0
+    sandbox.change("contacts", 1003, {"hs_lead_status": "IN_PROGRESS"})
+    drive(connector, store, objects=["contacts"])
+    assert store.conn.execute("SELECT lead_status FROM contacts WHERE id = '1003'").fetchone()[0] != "IN_PROGRESS"
+    assert store.get_cursor("hubspot", "contacts") <= pull.iso_ms(int(time.time() * 1000) - pull.OVERLAP_MS)
+    time.sleep(1.1)
+    drive(connector, store, objects=["contacts"])
+    assert store.conn.execute("SELECT lead_status FROM contacts WHERE id = '1003'").fetchone()[0] == "IN_PROGRESS"
+
+
+@pytest.mark.full_matrix
+def test_round_trip_of_the_generated_small_org(tmp_path: Any) -> None:
+    """The contract test on the real generator's org."""
+    generator = pytest.importorskip("kpisync.generator")
+    from kpisync.config import load_config
+    from kpisync.connectors.sandbox import hubspot as hubspot_sandbox
+
+    org = Store.open(tmp_path / "org.db")
+    generator.build_org(org, size="small", seed=7)
+    sb = hubspot_sandbox.start(data_dir=tmp_path / "portal", canonical=org)
+    try:
+        # Not carried: the channel of records without a lead source — the generator gives some 'other'
+        # and some none, and one `mapping.channel` (lead_source → channel, one default) cannot give both.
+        unmapped = frozenset({"contacts.channel", "opportunities.channel"})
+        test_round_trip_canonical_org_through_the_portal(sb, load_config(sb.config_path), org, unmapped)
+    finally:
+        sb.stop()
