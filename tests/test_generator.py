@@ -361,9 +361,11 @@ def test_quotas_cover_every_month_for_quota_carriers(store: Store) -> None:
     assert _count(store, "SELECT 1 FROM quotas WHERE user_id IS NULL") >= 3
 
 
-def test_indexes_are_back_after_the_build(store: Store) -> None:
+def test_the_bulk_load_leaves_the_store_as_it_found_it(store: Store) -> None:
     indexes = "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'"
     assert _values(store, indexes) == {name for name, _, _ in INDEXES}
+    assert _rows(store, "PRAGMA synchronous") == [(1,)]  # NORMAL, as Store.open sets it
+    assert _rows(store, "PRAGMA wal_autocheckpoint") == [(1000,)]
 
 
 def test_unknown_size_is_refused() -> None:

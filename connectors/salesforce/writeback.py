@@ -33,7 +33,8 @@ def wire_value(value: float | None, field_type: str) -> float | None:
     """KPI ratios are fractions 0–1; Salesforce percent fields hold 0–100 (§2.2)."""
     if value is None:
         return None
-    return value * 100.0 if field_type == "percent" else value
+    # rounded so 1.4661 is sent as 146.61, not 146.60999999999999 (Salesforce keeps the field's scale anyway)
+    return round(value * 100.0, 9) if field_type == "percent" else value
 
 
 def push(client: SalesforceClient, writes: Sequence[FieldWrite]) -> list[WriteResult]:

@@ -205,7 +205,7 @@ def _renewals(w: World, account: Account, am: str) -> int | None:
                 cycle_days=0,
                 channel=None,
                 lead_source=None,
-                touches_per_week=0.35,
+                touches_per_week=0.25,
                 close_at=business_time(anniversary - int(rng.random() * 10 * DAY), w.offset_of(am), rng),
             ),
         )
@@ -239,7 +239,7 @@ def _expansions(w: World, account: Account, am: str, start: int, end: int) -> No
                 cycle_days=25,
                 channel="other",
                 lead_source="Existing Customer",
-                touches_per_week=0.6,
+                touches_per_week=0.45,
             ),
         )
         if result.won:
