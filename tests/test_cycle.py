@@ -68,7 +68,9 @@ def desired(store: Store, config: Config, connector: Any) -> dict[tuple[str, str
             "WHERE v.kpi = ? AND v.grain = ? AND v.period = ? "
             # deactivated reps and deleted records get no writes
             "AND NOT EXISTS (SELECT 1 FROM users u WHERE v.grain = 'user' AND u.id = v.key AND u.is_active = 0) "
-            "AND coalesce(c.is_deleted, 0) = 0",
+            "AND coalesce(c.is_deleted, 0) = 0 "
+            "AND NOT EXISTS (SELECT 1 FROM accounts a WHERE v.grain = 'account' AND a.id = v.key AND a.is_deleted = 1) "
+            "AND NOT EXISTS (SELECT 1 FROM opportunities o WHERE v.grain = 'opportunity' AND o.id = v.key AND o.is_deleted = 1)",
             (target.kpi, target.grain, label),
         ):
             located = connector.locate(target.grain, key, source, label)
