@@ -19,7 +19,7 @@ from kpisync.store import Store
 
 from .conftest import drive
 
-FIXTURES = Path("/work/shared/fixtures/hubspot")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hubspot"  # shared/ beside the checkout
 
 
 def tuned(config: Config, **connection: object) -> Config:

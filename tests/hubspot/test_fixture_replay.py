@@ -12,7 +12,7 @@ from kpisync.config import Mapping
 from kpisync.connectors.hubspot.mapping import Context, Stage, map_record, merged_ids
 from kpisync.errors import SkippableRecord
 
-FIXTURES = Path("/work/shared/fixtures/hubspot")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hubspot"  # shared/ beside the checkout
 pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not mounted")
 
 

@@ -13,7 +13,7 @@ import urllib3
 
 from kpisync.connectors.sandbox.hubspot import OAUTH_CLIENT_ID, HubSpotSandbox
 
-FIXTURES = Path("/work/shared/fixtures/hubspot")
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "hubspot"  # shared/ beside the checkout
 pytestmark = pytest.mark.skipif(not FIXTURES.exists(), reason="shared fixtures not mounted")
 
 
