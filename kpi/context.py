@@ -61,7 +61,7 @@ class Context:
     def open(self) -> Context:
         conn = self.conn
         conn.create_function("kpi_seg", 1, self.segments.index, deterministic=True)
-        live.build(conn, self.as_of_text)
+        live.build(conn, self.as_of_text, self.segments.bounds)
         # lo, hi: the period is segments [lo, hi), so "before the period" is seg < lo
         conn.execute(
             "CREATE TEMP TABLE k_periods (label TEXT PRIMARY KEY, kind TEXT, start TEXT, "

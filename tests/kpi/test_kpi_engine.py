@@ -186,3 +186,27 @@ def test_record_grains_skip_empty_calendar_rows_but_fill_all(org: Org) -> None:
     assert v.row("cases_opened", "account", "a1") == (1, None, None)
     assert ("cases_opened", "account", "a2", "2026-02") not in v  # no case: no row per month
     assert v.v("open_cases", "account", "a2", "all") == 0  # the write-back period is filled
+
+
+def test_inlined_segment_search_matches_the_python_one() -> None:
+    import sqlite3
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kpisync.kpi.live import inline_segments
+    from kpisync.kpi.periods import Segments, all_period
+
+    as_of = parse_as_of(AS_OF)
+    periods = calendar_periods(as_of, KpiSettings())
+    segments = Segments.of([*periods, all_period(as_of, KpiSettings().zone)])
+    sql = inline_segments("SELECT kpi_seg(?)", segments.bounds)
+    conn = sqlite3.connect(":memory:")
+    stamps = st.datetimes(datetime(2024, 1, 1), datetime(2026, 12, 31)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.none() | stamps | st.sampled_from(segments.bounds))
+    def same(ts) -> None:
+        assert conn.execute(sql, (ts,)).fetchone()[0] == segments.index(ts)
+
+    same()
