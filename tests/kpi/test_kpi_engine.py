@@ -200,13 +200,13 @@ def test_inlined_segment_search_matches_the_python_one() -> None:
     as_of = parse_as_of(AS_OF)
     periods = calendar_periods(as_of, KpiSettings())
     segments = Segments.of([*periods, all_period(as_of, KpiSettings().zone)])
-    sql = inline_segments("SELECT kpi_seg(?)", segments.bounds)
+    sql = inline_segments("SELECT kpi_seg(:ts)", segments.bounds)
     conn = sqlite3.connect(":memory:")
     stamps = st.datetimes(datetime(2024, 1, 1), datetime(2026, 12, 31)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     @settings(max_examples=300, deadline=None)
     @given(st.none() | stamps | st.sampled_from(segments.bounds))
     def same(ts) -> None:
-        assert conn.execute(sql, (ts,)).fetchone()[0] == segments.index(ts)
+        assert conn.execute(sql, {"ts": ts}).fetchone()[0] == segments.index(ts)
 
     same()
