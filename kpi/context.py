@@ -108,6 +108,12 @@ class Context:
             self._memo[key] = build()
         return self._memo[key]  # type: ignore[no-any-return]
 
+    def forget(self, families: set[str]) -> None:
+        """Free the rollups of families no KPI still to come reads."""
+        for name in families:
+            self._memo.pop(f"sums:{name}", None)
+            self._memo.pop(f"samples:{name}", None)
+
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, {"as_of": self.as_of_text, **(params or {})}).fetchall()
 
