@@ -160,17 +160,17 @@ class Compute:
     def __call__(self, ctx: Context, wanted: Wanted, sparse: Sparse | None = None) -> Iterable[Row]:
         for grain, periods in wanted.items():
             got = self.values(ctx, grain)
-            no_fill = (sparse or {}).get(grain, frozenset())
+            wanted_periods = set(periods)
             keys = dict.fromkeys(ctx.universe(grain))
-            keys.update(dict.fromkeys(k for k, p in got if p in periods))
-            for key in keys:
-                for period in periods:
-                    value = got.get((key, period))
-                    if value is None:
-                        if period in no_fill:
-                            continue
-                        value = self.fill
+            for (key, period), value in got.items():
+                if period in wanted_periods:
+                    keys[key] = None
                     yield (grain, key, period, *value)
+            dense = [p for p in periods if p not in (sparse or {}).get(grain, ())]
+            for key in keys:
+                for period in dense:
+                    if (key, period) not in got:
+                        yield (grain, key, period, *self.fill)
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         return {}

@@ -82,7 +82,8 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                max(CASE WHEN stage = 'mql' THEN entered_at END) AS mql_at,
                max(CASE WHEN stage = 'sql' THEN entered_at END) AS sql_at,
                max(CASE WHEN stage = 'opportunity' THEN entered_at END) AS opportunity_at,
-               max(CASE WHEN stage = 'customer' THEN entered_at END) AS customer_at
+               max(CASE WHEN stage = 'customer' THEN entered_at END) AS customer_at,
+               max(entered_at) AS latest_at
         FROM k_lc GROUP BY person_id""",
     ),
     (
@@ -148,6 +149,14 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         LEFT JOIN k_person_map m ON m.contact_id = a.contact_id
         LEFT JOIN k_persons p ON p.id = m.person_id
         WHERE {_LIVE.format(t="a")} AND coalesce(a.created_at, a.occurred_at) <= :as_of""",
+    ),
+    (
+        "k_account_seg",
+        # per account and segment: touches and inbound activities, call/meeting seconds
+        """SELECT account_id, seg, sum(is_touch OR is_inbound) AS engaged,
+               sum(CASE WHEN type IN ('call', 'meeting') THEN coalesce(duration_s, 0) ELSE 0 END) AS seconds
+        FROM k_acts WHERE account_id IS NOT NULL AND seg IS NOT NULL
+        GROUP BY account_id, seg""",
     ),
     (
         "k_touch",

@@ -165,8 +165,8 @@ TOUCH_DETAIL = """SELECT t.type, t.id, t.occurred_at FROM k_touch t JOIN k_opps 
     ORDER BY t.type, t.occurred_at, t.id"""
 
 CONTACT_TOUCHES = RecordSql(
-    """SELECT p.id, count(t.id), NULL, NULL FROM k_persons p
-    LEFT JOIN k_touch t ON t.person_id = p.id GROUP BY p.id""",
+    """SELECT p.id, (SELECT count(*) FROM k_touch t WHERE t.person_id = p.id), NULL, NULL
+    FROM k_persons p""",
     fill_value=(0, None, None),
 )
 CONTACT_RESPONSE = RecordSql(
