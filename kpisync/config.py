@@ -725,10 +725,10 @@ def load_config(path: str | os.PathLike[str], *, require_env: bool = True) -> Co
     unset: list[str] | None = None if require_env else []
     resolved = _resolve_refs(raw, (), problems, base, unset)
     for note in unset or []:
-        warnings.warn(f"{file}: {note}", UnsetVariableWarning, stacklevel=2)
+        warnings.warn(f"{file.name}: {note}", UnsetVariableWarning, stacklevel=2)
     for key in _literal_secrets(raw):
         warnings.warn(
-            f"{file}: {key} holds a literal secret; use ${{ENV_VAR}} or ${{file:PATH}}",
+            f"{file.name}: {key} holds a literal secret; use ${{ENV_VAR}} or ${{file:PATH}}",
             SecretInConfigWarning,
             stacklevel=2,
         )

@@ -20,6 +20,7 @@ for the page-sized batches a sync writes.
 
 from __future__ import annotations
 
+import operator
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -117,6 +118,14 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
                 conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{name}" {kind}')
 
 
+def _ensure_indexes(conn: sqlite3.Connection) -> None:
+    """Every KPI index exists (a bulk load killed before it rebuilt them leaves them missing)."""
+    have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    for name, table, columns in INDEXES:
+        if name not in have:
+            conn.execute(f'CREATE INDEX IF NOT EXISTS {name} ON "{table}" ({", ".join(columns)})')
+
+
 class Store:
     """One CRM's SQLite file. Open with `Store.open(path)` (or ":memory:")."""
 
@@ -146,6 +155,7 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = OFF")
             migrate(conn)
+            _ensure_indexes(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path_text}: not a usable kpisync store: {exc}") from exc
         return cls(conn, path_text)
@@ -215,7 +225,9 @@ class Store:
             updates = [f'"{c}" = {rules.get(c, f"excluded.{c}")}' for c in columns if c not in spec.pk]
             pk = ", ".join(spec.pk)
             sql += f" ON CONFLICT ({pk}) DO " + (f"UPDATE SET {', '.join(updates)}" if updates else "NOTHING")
-        values = [tuple(row[c] for c in columns) for row in rows]
+        # itemgetter builds each tuple in C: several times faster than a generator per row
+        getter = operator.itemgetter(*columns)
+        values = [getter(row) for row in rows] if len(columns) > 1 else [(getter(row),) for row in rows]
         with self.transaction():
             try:
                 self.conn.executemany(sql, values)
@@ -239,6 +251,21 @@ class Store:
                 [tuple(r[c] for c in columns) for r in rows],
             )
         return len(rows)
+
+    @contextmanager
+    def indexes_deferred(self) -> Iterator[None]:
+        """Drop the KPI indexes for a bulk load and build them once at the end.
+
+        Keeping several indexes up to date row by row makes a first sync about
+        four times slower than building them afterwards. If the process dies
+        in between, `Store.open` rebuilds whatever is missing.
+        """
+        for name, _table, _columns in INDEXES:
+            self.conn.execute(f"DROP INDEX IF EXISTS {name}")
+        try:
+            yield
+        finally:
+            _ensure_indexes(self.conn)
 
     # -- cursors: the high-water mark moves only with the rows it covers --
 

@@ -15,6 +15,7 @@ budget) stops the run cleanly. Every run is recorded in `sync_runs`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -124,33 +125,13 @@ def sync(
             )
         specs = [s for s in specs if s.name.lower() in wanted]
     t0 = time.monotonic()
+    # a first sync is a bulk load: build the KPI indexes once, at the end (a reconcile
+    # rewrites rows that exist, which costs the indexes little)
+    first_sync = not store.cursors(crm)
+    indexes = store.indexes_deferred() if first_sync else contextlib.nullcontext()
     try:
-        for spec in specs:
-            result = ObjectResult(spec.name)
-            summary.objects.append(result)
-            if stop is not None and stop.is_set():
-                result.status = "skipped"
-                continue
-            cursor = None if full else store.get_cursor(crm, spec.name)
-            try:
-                for page in connector.pull(spec, cursor, full=full):
-                    result.rows += store_page(store, crm, spec, page)
-                    result.pages += 1
-                    result.quarantined += len(page.quarantined)
-                    if page.cursor is not None:
-                        result.cursor = page.cursor
-                    if progress is not None:
-                        progress(spec.name, result.rows)
-                    if stop is not None and stop.is_set():
-                        # the page just stored is whole; the cursor covers it
-                        result.status = "stopped"
-                        break
-            except (LimitReached, AuthError):
-                result.status = "failed"
-                raise
-            except RunError as exc:
-                result.status, result.error = "failed", str(exc)
-                log.error("%s: %s failed: %s", crm, spec.name, exc)
+        with indexes:
+            _pull_all(connector, store, specs, summary, full=full, stop=stop, progress=progress)
         statuses = {o.status for o in summary.objects}
         if stop is not None and stop.is_set():
             summary.status = "stopped"
@@ -181,6 +162,45 @@ def sync(
             time.monotonic() - t0,
         )
     return summary
+
+
+def _pull_all(
+    connector: Connector,
+    store: Store,
+    specs: Sequence[ObjectSpec],
+    summary: RunSummary,
+    *,
+    full: bool,
+    stop: threading.Event | None,
+    progress: Progress | None,
+) -> None:
+    crm = connector.crm
+    for spec in specs:
+        result = ObjectResult(spec.name)
+        summary.objects.append(result)
+        if stop is not None and stop.is_set():
+            result.status = "skipped"
+            continue
+        cursor = None if full else store.get_cursor(crm, spec.name)
+        try:
+            for page in connector.pull(spec, cursor, full=full):
+                result.rows += store_page(store, crm, spec, page)
+                result.pages += 1
+                result.quarantined += len(page.quarantined)
+                if page.cursor is not None:
+                    result.cursor = page.cursor
+                if progress is not None:
+                    progress(spec.name, result.rows)
+                if stop is not None and stop.is_set():
+                    # the page just stored is whole; the cursor covers it
+                    result.status = "stopped"
+                    break
+        except (LimitReached, AuthError):
+            result.status = "failed"
+            raise
+        except RunError as exc:
+            result.status, result.error = "failed", str(exc)
+            log.error("%s: %s failed: %s", crm, spec.name, exc)
 
 
 def _start_run(store: Store, summary: RunSummary) -> int:

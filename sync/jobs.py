@@ -130,20 +130,25 @@ def compute(config: Config, *, store: Store | None = None, as_of: str | None = N
 
 
 def writeback(
-    config: Config, *, dry_run: bool = False, store: Store | None = None, connector: Connector | None = None
+    config: Config,
+    *,
+    dry_run: bool = False,
+    store: Store | None = None,
+    connector: Connector | None = None,
+    stop: threading.Event | None = None,
 ) -> wb.WritebackResult:
     if store is None:
         with opened(config, "writeback", lock=not dry_run) as own_store:
-            return writeback(config, dry_run=dry_run, store=own_store, connector=connector)
+            return writeback(config, dry_run=dry_run, store=own_store, connector=connector, stop=stop)
     if connector is None:
         with connected(config) as own:
-            return writeback(config, dry_run=dry_run, store=store, connector=own)
+            return writeback(config, dry_run=dry_run, store=store, connector=own, stop=stop)
     if not config.writeback.enabled:
         return wb.WritebackResult([])
     changes = wb.plan(store, connector, config.writeback_targets(), config.timezone)
     if dry_run:
         return wb.WritebackResult(changes)
-    return wb.apply(store, connector, changes)
+    return wb.apply(store, connector, changes, stop=stop)
 
 
 def field_defs(config: Config) -> list[FieldDef]:
@@ -206,6 +211,6 @@ def cycle(config: Config, store: Store, connector: Connector, stop: threading.Ev
         result = compute(config, store=store)
         out["values"] = len(result.values)
         if config.schedule.writeback == "after_compute":
-            written = writeback(config, store=store, connector=connector)
+            written = writeback(config, store=store, connector=connector, stop=stop)
             out.update(written=written.written, failed=written.failed)
     return out

@@ -15,6 +15,7 @@ gone is marked so in `writeback_state` and dropped from write-back.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -41,6 +42,9 @@ DECIMALS = {
     "score": 1,
     "per_day": 2,
 }
+
+# values sent between two records of their outcome (a multiple of both CRMs' batch sizes)
+CHUNK = 1000
 
 _TABLE_OF_GRAIN = {"contact": "contacts", "account": "accounts", "opportunity": "opportunities", "user": "users"}
 
@@ -141,60 +145,60 @@ def plan(
     return changes
 
 
-def apply(store: Store, connector: Connector, changes: Sequence[ValueChange]) -> WritebackResult:
+def apply(
+    store: Store, connector: Connector, changes: Sequence[ValueChange], stop: threading.Event | None = None
+) -> WritebackResult:
+    """Send the changes in chunks; each chunk's outcome is recorded before the next is sent,
+    so a stop (or a crash) between chunks loses nothing and resends nothing already accepted."""
     result = WritebackResult(list(changes))
-    if not changes:
-        return result
     calls_before = connector.usage().calls
+    for start in range(0, len(changes), CHUNK):
+        if stop is not None and stop.is_set():
+            log.info("write-back stopped after %d of %d values", start, len(changes))
+            break
+        _apply_chunk(store, connector, changes[start : start + CHUNK], result)
+    result.calls = connector.usage().calls - calls_before
+    return result
+
+
+def _apply_chunk(store: Store, connector: Connector, changes: Sequence[ValueChange], result: WritebackResult) -> None:
     writes = [FieldWrite(c.object, c.record_id, c.field, c.new, c.owner_id) for c in changes]
     outcomes = connector.push(writes)
-    result.calls = connector.usage().calls - calls_before
     now = utc_now()
     accepted, errors = [], []
     for outcome in outcomes:
         w = outcome.write
-        if outcome.ok:
+        value = None if w.value is None else repr(w.value)
+        if outcome.ok or outcome.gone:
             accepted.append(
                 {
                     "crm": connector.crm,
                     "object": w.object,
                     "record_id": w.record_id,
                     "field": w.field,
-                    "value": None if w.value is None else repr(w.value),
+                    "value": None if outcome.gone else value,
                     "written_at": now,
-                    "gone": 0,
+                    "gone": int(outcome.gone),
                 }
             )
-            continue
-        errors.append(
-            {
-                "crm": connector.crm,
-                "object": w.object,
-                "record_id": w.record_id,
-                "field": w.field,
-                "value": None if w.value is None else repr(w.value),
-                "error": outcome.error or "rejected",
-                "at": now,
-            }
-        )
-        if outcome.gone:
-            result.gone += 1
-            accepted.append(
+        if not outcome.ok:
+            errors.append(
                 {
                     "crm": connector.crm,
                     "object": w.object,
                     "record_id": w.record_id,
                     "field": w.field,
-                    "value": None,
-                    "written_at": now,
-                    "gone": 1,
+                    "value": value,
+                    "error": outcome.error or "rejected",
+                    "at": now,
                 }
             )
     with store.transaction():
         store.upsert("writeback_state", accepted)
         store.insert("writeback_errors", errors)
-    result.written = sum(1 for a in accepted if not a["gone"])
-    result.failed = len(errors) - result.gone
+    gone = sum(1 for a in accepted if a["gone"])
+    result.gone += gone
+    result.written += len(accepted) - gone
+    result.failed += len(errors) - gone
     for e in errors[:20]:
         log.warning("write-back %s %s.%s refused: %s", e["object"], e["record_id"], e["field"], e["error"])
-    return result

@@ -67,6 +67,7 @@ def _digest(store: Store) -> dict[str, str]:
 def test_same_seed_same_org_other_seed_other_org(store: Store) -> None:
     with Store.open(":memory:") as again, Store.open(":memory:") as other:
         build_org(again, "small", seed=7)
+        build_org(again, "small", seed=7)  # building twice changes nothing
         build_org(other, "small", seed=8)
         assert _digest(again) == _digest(store)
         different = _digest(other)
@@ -140,9 +141,7 @@ def test_only_the_installed_base_predates_the_window(org: tuple[Store, OrgSummar
         assert _count(store, f"SELECT 1 FROM {table} WHERE {column} < '{start}'") == 0
     old_deals = f"SELECT DISTINCT deal_type, is_won FROM opportunities WHERE created_at < '{start}'"
     assert _rows(store, old_deals) == [("new_business", 1)]
-    assert (
-        _count(store, f"SELECT 1 FROM contacts WHERE kind = 'lead' AND created_at < '{start}'") == 0
-    )
+    assert _count(store, f"SELECT 1 FROM contacts WHERE kind = 'lead' AND created_at < '{start}'") == 0
 
 
 # -- consistency --
@@ -175,10 +174,7 @@ REFERENCES = (
 
 @pytest.mark.parametrize(("table", "column", "target"), REFERENCES)
 def test_references_resolve(store: Store, table: str, column: str, target: str) -> None:
-    dangling = (
-        f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL "
-        f"AND {column} NOT IN (SELECT id FROM {target})"
-    )
+    dangling = f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL AND {column} NOT IN (SELECT id FROM {target})"
     assert _rows(store, dangling + " LIMIT 5") == []
 
 
@@ -206,14 +202,12 @@ MUST_BE_EMPTY = {
     "AND duration_s IS NULL OR type = 'meeting' AND outcome = 'completed' AND NOT duration_s > 0",
     "cases are answered and closed after they open": "SELECT id FROM cases "
     "WHERE first_response_at < created_at OR closed_at < created_at",
-    "closed cases have a close date": "SELECT id FROM cases WHERE is_closed != "
-    "(closed_at IS NOT NULL)",
+    "closed cases have a close date": "SELECT id FROM cases WHERE is_closed != (closed_at IS NOT NULL)",
     "churn follows the first purchase": "SELECT id FROM accounts a WHERE churned_at < "
     "(SELECT min(closed_at) FROM opportunities WHERE account_id = a.id AND is_won = 1)",
     "scores are on their scales": "SELECT id FROM surveys WHERE kind = 'csat' AND score "
     "NOT BETWEEN 1 AND 5 OR kind != 'csat' AND score NOT BETWEEN 0 AND 10",
-    "eNPS answers come from users": "SELECT id FROM surveys WHERE (kind = 'enps') != "
-    "(user_id IS NOT NULL)",
+    "eNPS answers come from users": "SELECT id FROM surveys WHERE (kind = 'enps') != (user_id IS NOT NULL)",
 }
 
 
@@ -306,9 +300,7 @@ def test_every_category_the_kpis_split_by_occurs(store: Store) -> None:
         "cross_sell",
         "renewal",
     }
-    assert _values(store, "SELECT channel FROM contacts WHERE kind = 'lead'") | {"outbound"} == (
-        channels
-    )
+    assert _values(store, "SELECT channel FROM contacts WHERE kind = 'lead'") | {"outbound"} == (channels)
     assert _values(store, "SELECT channel FROM opportunities") >= channels
     assert _values(store, "SELECT channel FROM spend") == channels
     assert _values(store, "SELECT role FROM users WHERE is_deleted = 0") == {
@@ -369,9 +361,11 @@ def test_quotas_cover_every_month_for_quota_carriers(store: Store) -> None:
     assert _count(store, "SELECT 1 FROM quotas WHERE user_id IS NULL") >= 3
 
 
-def test_indexes_are_back_after_the_build(store: Store) -> None:
+def test_the_bulk_load_leaves_the_store_as_it_found_it(store: Store) -> None:
     indexes = "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'"
     assert _values(store, indexes) == {name for name, _, _ in INDEXES}
+    assert _rows(store, "PRAGMA synchronous") == [(1,)]  # NORMAL, as Store.open sets it
+    assert _rows(store, "PRAGMA wal_autocheckpoint") == [(1000,)]
 
 
 def test_unknown_size_is_refused() -> None:

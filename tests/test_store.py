@@ -198,3 +198,24 @@ def test_disk_full_is_a_clear_error(tmp_path: Path) -> None:
         store.upsert("activities", rows)
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert store.count("activities") == 0
+
+
+def test_deferred_indexes_come_back_even_after_a_crash(tmp_path: Path) -> None:
+    def index_names(store: Store) -> set[str]:
+        return {
+            r[0]
+            for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'idx_%'")
+        }
+
+    store = Store.open(tmp_path / "s.db")
+    full = index_names(store)
+    with store.indexes_deferred():
+        assert index_names(store) == set()
+        store.upsert("activities", [{"id": "a1", "owner_id": "u1"}])
+    assert index_names(store) == full
+    # a process killed inside the bulk load: the next open rebuilds them
+    for name in full:
+        store.conn.execute(f"DROP INDEX {name}")
+    store.close()
+    with Store.open(tmp_path / "s.db") as again:
+        assert index_names(again) == full

@@ -58,7 +58,6 @@ class OrgSize:
     people: int
     target_accounts: int  # prospect accounts that outbound works on
     installed_accounts: int  # customers since before the window
-    effort: float = 1.0  # scales cadence lengths and account-manager touch frequency
 
     @property
     def reps(self) -> int:
@@ -75,6 +74,7 @@ SIZES: dict[str, OrgSize] = {
         target_accounts=220,
         installed_accounts=200,
     ),
+    # 50 reps in 5 teams of 10: a manager, 3 SDRs, a BDR, 3 AEs and 2 AMs.
     "medium": OrgSize(
         "medium",
         _BIG_TEAMS,
@@ -104,15 +104,13 @@ class OrgSummary:
     seconds: float = 0.0
 
 
-def build_org(
-    store: Store, size: str = "small", seed: int = 7, now: str | datetime | None = None
-) -> OrgSummary:
+def build_org(store: Store, size: str = "small", seed: int = 7, now: str | datetime | None = None) -> OrgSummary:
     """Fill every canonical table of `store` with a generated sales org.
 
     Deterministic for (size, seed, now); `now` defaults to DEFAULT_NOW so that
-    tests and fixtures are reproducible. Meant for an empty store: the ids are
-    the same on every build, so a second build overwrites the first (team
-    quotas, whose key holds a NULL, are appended again).
+    tests and fixtures are reproducible. Meant for an empty store; building
+    again into the same store overwrites the rows of the first build (ids are
+    the same every time).
     """
     try:
         spec = SIZES[size]
@@ -126,10 +124,13 @@ def build_org(
     world = World(store, rng, now_t, start_t, chunk_rows=20_000)
 
     with bulk_load(store, GENERATED_TABLES):
+        # Team quotas have a NULL in their key, so an upsert cannot replace them.
+        with store.transaction() as conn:
+            conn.execute("DELETE FROM quotas WHERE user_id IS NULL AND source = 'generator'")
         org.add_users(world, spec.teams, spec.line_up)
         customers.seed_accounts(world, spec.target_accounts, spec.installed_accounts)
-        funnel.run_funnel(world, spec.people, spec.effort)
-        customers.run_customers(world, spec.effort)
+        funnel.run_funnel(world, spec.people)
+        customers.run_customers(world)
         customers.write_accounts(world)
         org.add_quotas(world)
         org.add_spend(world)

@@ -50,10 +50,6 @@ def stamp_or_none(t: int | None) -> str | None:
     return None if t is None else stamp(t)
 
 
-def weekday(t: int, offset_h: int = 0) -> int:
-    return ((t + offset_h * HOUR) // DAY + _THURSDAY) % 7
-
-
 def business_time(t: int, offset_h: int, rng: random.Random) -> int:
     """`t` if it falls in working hours (Mon–Fri 08:00–18:00 local), else a
     moment early in the next working morning: reps work office hours."""

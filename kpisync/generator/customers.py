@@ -46,12 +46,12 @@ def seed_accounts(w: World, targets: int, installed: int) -> None:
         account.installed = True
 
 
-def run_customers(w: World, effort: float) -> None:
+def run_customers(w: World) -> None:
     for account in w.accounts:
         if account.customer_since is not None:
             if account.installed:
                 _first_purchase(w, account)
-            _customer_life(w, account, effort)
+            _customer_life(w, account)
             w.sink.maybe_flush()
 
 
@@ -152,7 +152,7 @@ def _first_purchase(w: World, account: Account) -> None:
     account.won_deals = 1
 
 
-def _customer_life(w: World, account: Account, effort: float) -> None:
+def _customer_life(w: World, account: Account) -> None:
     rng = w.rng
     since = account.customer_since
     assert since is not None
@@ -169,7 +169,7 @@ def _customer_life(w: World, account: Account, effort: float) -> None:
     account.churned_at = end
     end = w.now if end is None else end
     _expansions(w, account, am, active_from, end)
-    _engagement(w, account, am, active_from, end, effort)
+    _engagement(w, account, am, active_from, end)
     _cases(w, account, am, active_from, end)
     _nps(w, account, active_from, end)
 
@@ -186,8 +186,11 @@ def _renewals(w: World, account: Account, am: str) -> int | None:
         year += 1
         if opened > w.now:
             return None
-        if opened < w.start:
-            continue
+        if anniversary < w.start + 7 * DAY:
+            continue  # renewed before the window
+        # Renewals due early in the window were opened before it; they show as
+        # opened on its first day, so that churn does not pause for two months.
+        opened = max(opened, w.start)
         result = play_deal(
             w,
             DealPlan(
@@ -202,10 +205,8 @@ def _renewals(w: World, account: Account, am: str) -> int | None:
                 cycle_days=0,
                 channel=None,
                 lead_source=None,
-                touches_per_week=0.35,
-                close_at=business_time(
-                    anniversary - int(rng.random() * 10 * DAY), w.offset_of(am), rng
-                ),
+                touches_per_week=0.25,
+                close_at=business_time(anniversary - int(rng.random() * 10 * DAY), w.offset_of(am), rng),
             ),
         )
         if result.closed_at is None:
@@ -238,7 +239,7 @@ def _expansions(w: World, account: Account, am: str, start: int, end: int) -> No
                 cycle_days=25,
                 channel="other",
                 lead_source="Existing Customer",
-                touches_per_week=0.6,
+                touches_per_week=0.45,
             ),
         )
         if result.won:
@@ -247,12 +248,12 @@ def _expansions(w: World, account: Account, am: str, start: int, end: int) -> No
         t = business_time(t + int(rng.expovariate(rate)), w.offset_of(am), rng)
 
 
-def _engagement(w: World, account: Account, am: str, start: int, end: int, effort: float) -> None:
+def _engagement(w: World, account: Account, am: str, start: int, end: int) -> None:
     """Account manager check-ins, and customers writing in and waiting for an answer."""
     rng = w.rng
     offset = w.offset_of(am)
     contacts = account.contacts
-    mean_gap = 110 * DAY / effort
+    mean_gap = 110 * DAY
     t = business_time(start + int(rng.expovariate(1.0) * mean_gap), offset, rng)
     while t < end:
         kind = AM_TOUCHES.pick(rng)
@@ -268,9 +269,7 @@ def _engagement(w: World, account: Account, am: str, start: int, end: int, effor
                 call_seconds(w, outcome, 12 * MINUTE),
             )
         elif kind == "email":
-            thread.log(
-                "email", "outbound", t, "replied" if rng.random() < 0.3 else None, "Check-in"
-            )
+            thread.log("email", "outbound", t, "replied" if rng.random() < 0.3 else None, "Check-in")
         else:
             thread.log(
                 kind,
@@ -287,9 +286,7 @@ def _engagement(w: World, account: Account, am: str, start: int, end: int, effor
     while t < end:
         thread = Thread(w, am, w.choice(contacts), account.id)
         if rng.random() < 0.2:
-            thread.log(
-                "call", "inbound", t, "connected", "Question", int(w.lognormal(8 * MINUTE, 0.6))
-            )
+            thread.log("call", "inbound", t, "connected", "Question", int(w.lognormal(8 * MINUTE, 0.6)))
         else:
             thread.log("email", "inbound", t, None, "Question")
             answer = business_time(t + int(w.lognormal(3 * HOUR, 1.1)), offset, rng)
@@ -300,7 +297,7 @@ def _engagement(w: World, account: Account, am: str, start: int, end: int, effor
 
 def _cases(w: World, account: Account, am: str, start: int, end: int) -> None:
     rng = w.rng
-    mean_gap = 60 * DAY / (1.6 - account.health)
+    mean_gap = 85 * DAY / (1.6 - account.health)
     t = start + int(rng.expovariate(1.0) * mean_gap)
     while t < end:
         priority = PRIORITIES.pick(rng)
@@ -362,9 +359,7 @@ def _nps(w: World, account: Account, start: int, end: int) -> None:
                     if score >= 9 and contact_id not in promoters and rng.random() < 0.1:
                         promoters.add(contact_id)
                         w.lifecycle(contact_id, "evangelist", sent, "nps_promoter")
-                        w.out["contacts:stage"].append(
-                            {"id": contact_id, "lifecycle_stage": "evangelist"}
-                        )
+                        w.out["contacts:stage"].append({"id": contact_id, "lifecycle_stage": "evangelist"})
         t += 91 * DAY
     for contact_id, score in latest.items():
         w.out["contacts:nps"].append({"id": contact_id, "nps_score": score})

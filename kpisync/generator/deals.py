@@ -16,15 +16,9 @@ from kpisync.generator import vocabulary as vocab
 from kpisync.generator.clock import DAY, HOUR, MINUTE, business_time, stamp
 from kpisync.generator.world import Account, Thread, Weighted, World
 
-DEAL_TOUCHES = Weighted(
-    [("email", 40), ("call", 32), ("meeting", 22), ("visit", 4), ("task", 8), ("note", 5)]
-)
-CALL_OUTCOMES = Weighted(
-    [("connected", 45), ("no_answer", 35), ("positive", 8), ("negative", 5), ("booked", 7)]
-)
-MEETING_OUTCOMES = Weighted(
-    [("completed", 84), ("no_show", 6), ("canceled", 6), ("positive", 3), ("negative", 1)]
-)
+DEAL_TOUCHES = Weighted([("email", 40), ("call", 32), ("meeting", 22), ("visit", 4), ("task", 8), ("note", 5)])
+CALL_OUTCOMES = Weighted([("connected", 45), ("no_answer", 35), ("positive", 8), ("negative", 5), ("booked", 7)])
+MEETING_OUTCOMES = Weighted([("completed", 84), ("no_show", 6), ("canceled", 6), ("positive", 3), ("negative", 1)])
 EMAIL_OUTCOMES = Weighted([(None, 70), ("replied", 22), ("positive", 5), ("negative", 3)])
 
 
@@ -59,7 +53,7 @@ def play_deal(w: World, plan: DealPlan) -> DealResult:
     stages = vocab.OPEN_STAGES if plan.deal_type == "new_business" else vocab.SHORT_STAGES
     won = rng.random() < plan.win_probability
     if plan.close_at is not None:
-        close = plan.close_at
+        close = max(plan.close_at, plan.created_at + DAY)
     else:
         cycle = max(2.0, w.lognormal(plan.cycle_days, 0.55)) * DAY
         offset = w.offset_of(plan.owner_id)
@@ -162,9 +156,7 @@ def _work_deal(w: World, plan: DealPlan, opp_id: str, until: int, won: bool, clo
             )
         elif kind == "email":
             outcome = EMAIL_OUTCOMES.pick(rng)
-            thread.log(
-                "email", "outbound", t, outcome, w.choice(vocab.EMAIL_SUBJECTS), on_deal=on_deal
-            )
+            thread.log("email", "outbound", t, outcome, w.choice(vocab.EMAIL_SUBJECTS), on_deal=on_deal)
             reply = t + int(w.lognormal(4 * HOUR, 1.2))
             if (outcome is not None or rng.random() < 0.15) and reply < until:
                 thread.log(

@@ -29,7 +29,7 @@ CHANNEL_PICK = Weighted([(name, spec[0]) for name, spec in vocab.CHANNELS.items(
 BASE_WIN_RATE = 0.27
 
 
-def run_funnel(w: World, people: int, effort: float) -> None:
+def run_funnel(w: World, people: int) -> None:
     rng = w.rng
     span = w.now - w.start
     # Volume grows over the window (density rises ~1.5x from first to last month).
@@ -42,9 +42,9 @@ def run_funnel(w: World, people: int, effort: float) -> None:
         if month is not None:
             w.people_by_channel_month[(channel, month)] += 1
         if channel == "outbound":
-            _outbound_prospect(w, t, place, effort)
+            _outbound_prospect(w, t, place)
         else:
-            _marketing_lead(w, t, place, channel, effort)
+            _marketing_lead(w, t, place, channel)
         w.sink.maybe_flush()
 
 
@@ -60,7 +60,7 @@ def _arrival_time(w: World, t: int, place: Place) -> int:
     return min(max(t, w.start), w.now)
 
 
-def _marketing_lead(w: World, created: int, place: Place, channel: str, effort: float) -> None:
+def _marketing_lead(w: World, created: int, place: Place, channel: str) -> None:
     rng = w.rng
     _share, p_mql, p_sql, p_opp, win_factor, sources = vocab.CHANNELS[channel]
     lead_source = w.choice(sources)
@@ -79,9 +79,7 @@ def _marketing_lead(w: World, created: int, place: Place, channel: str, effort: 
         t_lead = created + int(w.lognormal(9 * DAY, 1.0))
         stage = "subscriber"
     if t_lead <= w.now:
-        w.lifecycle(
-            lead_id, "lead", t_lead, "lead_created" if t_lead == created else "lead_history"
-        )
+        w.lifecycle(lead_id, "lead", t_lead, "lead_created" if t_lead == created else "lead_history")
         stage = "lead"
     t_mql = None
     if t_lead <= w.now and rng.random() < p_mql:
@@ -97,24 +95,15 @@ def _marketing_lead(w: World, created: int, place: Place, channel: str, effort: 
     # SDRs work nearly every MQL, and some of the other leads.
     if t_lead <= w.now and rng.random() < (0.93 if t_mql else 0.2):
         start = t_mql if t_mql else t_lead
-        roll = rng.random()
         if t_mql:
-            plan = (
-                "sql"
-                if roll < p_sql
-                else "positive"
-                if roll < p_sql + 0.12
-                else "negative"
-                if roll < p_sql + 0.3
-                else "silent"
-            )
+            plan = _plan(rng.random(), sql=p_sql, positive=0.12, negative=0.18)
         else:
-            plan = "positive" if roll < 0.04 else "negative" if roll < 0.14 else "silent"
+            plan = _plan(rng.random(), positive=0.04, negative=0.10)
         cadence = _cadence(
             Thread(w, sdr, lead_id, None),
             start,
             plan,
-            max_steps=round((5 if t_mql else 2) * effort),
+            max_steps=5 if t_mql else 2,
             first_gap=w.lognormal(40 * MINUTE if t_mql else 20 * HOUR, 1.7),
         )
         t_sql = cadence.sql_at
@@ -140,9 +129,7 @@ def _marketing_lead(w: World, created: int, place: Place, channel: str, effort: 
             account.contacts.append(contact_id)
             # Conversion also stamps the new contact with the stage the lead was in.
             w.lifecycle(contact_id, "sql", t_opp, "converted")
-            contact_stage = _new_business(
-                w, account, contact_id, ae, sdr, t_opp, channel, lead_source, win_factor
-            )
+            contact_stage = _new_business(w, account, contact_id, ae, sdr, t_opp, channel, lead_source, win_factor)
             w.contact_row(
                 contact_id,
                 kind="contact",
@@ -176,7 +163,7 @@ def _marketing_lead(w: World, created: int, place: Place, channel: str, effort: 
     )
 
 
-def _outbound_prospect(w: World, created: int, place: Place, effort: float) -> None:
+def _outbound_prospect(w: World, created: int, place: Place) -> None:
     rng = w.rng
     _share, p_mql, p_sql, p_opp, win_factor, sources = vocab.CHANNELS["outbound"]
     lead_source = w.choice(sources)
@@ -192,21 +179,12 @@ def _outbound_prospect(w: World, created: int, place: Place, effort: float) -> N
     w.lifecycle(contact_id, "lead", created, "lead_created")
     stage = "lead"
     # The prospect becomes an MQL when they answer positively.
-    roll = rng.random()
-    plan = (
-        "silent"
-        if roll >= p_mql + 0.12
-        else "negative"
-        if roll >= p_mql
-        else "sql"
-        if rng.random() < p_sql
-        else "positive"
-    )
+    plan = _plan(rng.random(), sql=p_mql * p_sql, positive=p_mql * (1 - p_sql), negative=0.12)
     cadence = _cadence(
         Thread(w, bdr, contact_id, account.id),
         created,
         plan,
-        max_steps=round(6 * effort),
+        max_steps=5,
         first_gap=w.lognormal(3 * HOUR, 1.2),
         outbound=True,
     )
@@ -218,9 +196,7 @@ def _outbound_prospect(w: World, created: int, place: Place, effort: float) -> N
         w.lifecycle(contact_id, "sql", t_sql, "lead_history")
         stage = "sql"
         if rng.random() < p_opp:
-            t_opp = business_time(
-                t_sql + int(rng.expovariate(1 / (2 * DAY))), w.offset_of(bdr), rng
-            )
+            t_opp = business_time(t_sql + int(rng.expovariate(1 / (2 * DAY))), w.offset_of(bdr), rng)
             if t_opp <= w.now:
                 stage = _new_business(
                     w,
@@ -292,6 +268,16 @@ def _new_business(
     return "opportunity"
 
 
+def _plan(roll: float, **odds: float) -> str:
+    """What a person will do when worked: the first of `odds` whose cumulative
+    probability exceeds `roll`, else `silent`."""
+    for plan, probability in odds.items():
+        if roll < probability:
+            return plan
+        roll -= probability
+    return "silent"
+
+
 CADENCE_KINDS = Weighted([("call", 50), ("email", 45), ("task", 5)])
 
 
@@ -348,9 +334,7 @@ def _answer(thread: Thread, t: int, kind: str, plan: str) -> Cadence:
         answered = t + int(w.lognormal(5 * HOUR, 1.3))
         if answered > w.now:
             return Cadence(True, None, None)
-        thread.log(
-            "email", "inbound", answered, "positive" if positive else "negative", "Re: Intro"
-        )
+        thread.log("email", "inbound", answered, "positive" if positive else "negative", "Re: Intro")
     if plan != "sql":
         if positive and rng.random() < 0.3:
             # a meeting that never happens
@@ -375,9 +359,7 @@ def _answer(thread: Thread, t: int, kind: str, plan: str) -> Cadence:
     duration = int(w.lognormal(30 * MINUTE, 0.3))
     if meet + duration > w.now:
         return Cadence(True, answered, None)
-    thread.log(
-        "meeting", "outbound", meet, "completed", "Discovery meeting", duration, booked_at=booked
-    )
+    thread.log("meeting", "outbound", meet, "completed", "Discovery meeting", duration, booked_at=booked)
     if rng.random() < 0.5:
         thread.log("note", None, meet + duration, None, "Meeting notes")
     return Cadence(True, answered, meet + duration)

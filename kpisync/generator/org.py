@@ -20,9 +20,7 @@ QUOTA_ROLES = ("ae", "am")
 TYPICAL_ATTAINMENT = 0.9
 
 
-def add_users(
-    w: World, teams: tuple[tuple[str, tuple[str, ...]], ...], line_up: tuple[str, ...]
-) -> None:
+def add_users(w: World, teams: tuple[tuple[str, tuple[str, ...]], ...], line_up: tuple[str, ...]) -> None:
     """`line_up` is one team's roles, its manager first. The first team's manager
     heads sales and reports to nobody; the other managers report to them."""
     head = None
@@ -43,9 +41,7 @@ def add_users(
             else:
                 boss = manager
             w.out["users"].append(
-                _user_row(
-                    w, user_id, name, f"{local}@kpisync-demo.example", role, team, region, boss
-                )
+                _user_row(w, user_id, name, f"{local}@kpisync-demo.example", role, team, region, boss)
             )
     # An API user that was deleted: owns nothing and must not count as a rep.
     row = _user_row(
@@ -87,9 +83,7 @@ def _user_row(
 
 
 def _window_months(w: World) -> list[date]:
-    return month_starts(
-        date.fromisoformat(day_text(w.start // DAY)), date.fromisoformat(day_text(w.now // DAY))
-    )
+    return month_starts(date.fromisoformat(day_text(w.start // DAY)), date.fromisoformat(day_text(w.now // DAY)))
 
 
 def _quarter_of(month: date) -> date:
@@ -122,8 +116,7 @@ def add_quotas(w: World) -> None:
             base = max(won / len(months), 5_000.0) / TYPICAL_ATTAINMENT
             base *= w.lognormal(1.0, 0.15)
             monthly = {
-                m: round(base * (0.9 + 0.2 * i / max(1, len(all_months) - 1)), -3)
-                for i, m in enumerate(all_months)
+                m: round(base * (0.9 + 0.2 * i / max(1, len(all_months) - 1)), -3) for i, m in enumerate(all_months)
             }
             for m in months:
                 _quota(w, user_id, team, m, _next_month(m), monthly[m])

@@ -134,6 +134,8 @@ class Place:
 
 
 class World:
+    """Randomness, the clock, ids, the staff, the accounts and the output of one build."""
+
     def __init__(self, store: Store, rng: random.Random, now: int, start: int, chunk_rows: int):
         self.rng = rng
         self.now = now
@@ -147,7 +149,6 @@ class World:
         # users
         self.user_team: dict[str, str] = {}
         self.user_region: dict[str, str] = {}
-        self.user_role: dict[str, str] = {}
         self.staff: dict[tuple[str, str], list[str]] = {}
         self.region_teams: dict[str, list[str]] = {}
         # accounts
@@ -216,7 +217,6 @@ class World:
     def add_user(self, user_id: str, role: str, team: str, region: str) -> None:
         self.user_team[user_id] = team
         self.user_region[user_id] = region
-        self.user_role[user_id] = role
         self.staff.setdefault((team, role), []).append(user_id)
 
     def rep(self, team: str, *roles: str) -> str:
@@ -262,9 +262,7 @@ class World:
             if not pool:
                 return None
             account = self.choice(pool)
-            if account.created_at <= at and (
-                account.customer_since is None or account.customer_since > at
-            ):
+            if account.created_at <= at and (account.customer_since is None or account.customer_since > at):
                 return account
         return None
 
