@@ -160,17 +160,17 @@ class Compute:
     def __call__(self, ctx: Context, wanted: Wanted, sparse: Sparse | None = None) -> Iterable[Row]:
         for grain, periods in wanted.items():
             got = self.values(ctx, grain)
-            no_fill = (sparse or {}).get(grain, frozenset())
+            wanted_periods = set(periods)
             keys = dict.fromkeys(ctx.universe(grain))
-            keys.update(dict.fromkeys(k for k, p in got if p in periods))
-            for key in keys:
-                for period in periods:
-                    value = got.get((key, period))
-                    if value is None:
-                        if period in no_fill:
-                            continue
-                        value = self.fill
+            for (key, period), value in got.items():
+                if period in wanted_periods:
+                    keys[key] = None
                     yield (grain, key, period, *value)
+            dense = [p for p in periods if p not in (sparse or {}).get(grain, ())]
+            for key in keys:
+                for period in dense:
+                    if (key, period) not in got:
+                        yield (grain, key, period, *self.fill)
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         return {}
@@ -330,13 +330,23 @@ class RecordSql(Compute):
         self.fill = self.fill_value
 
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
-        rows = ctx.memo(f"record:{self.sql}", lambda: ctx.query(self.sql))
-        return {(str(k), self.period): (v, n, d) for k, v, n, d in rows}
+        return {(str(k), self.period): (v, n, d) for k, v, n, d in ctx.query(self.sql)}
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         if not self.detail:
             return {}
         return {"numerator": [tuple(r) for r in ctx.query(self.detail, {"key": key})]}
+
+
+def families_of(compute: Any) -> set[str]:
+    """Names of the families a compute reads (so their rollups can be freed after)."""
+    if isinstance(compute, ByGrain):
+        return families_of(compute.default).union(*(families_of(c) for c in compute.special.values()))
+    names = {f.name for f in getattr(compute, "uses", ())}
+    family = getattr(compute, "family", None)
+    if isinstance(family, Family):
+        names.add(family.name)
+    return names
 
 
 def _contributing(rows: list[dict[str, Any]], measure: str) -> list[tuple[str, Any]]:

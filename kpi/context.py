@@ -61,7 +61,7 @@ class Context:
     def open(self) -> Context:
         conn = self.conn
         conn.create_function("kpi_seg", 1, self.segments.index, deterministic=True)
-        live.build(conn, self.as_of_text)
+        live.build(conn, self.as_of_text, self.segments.bounds)
         # lo, hi: the period is segments [lo, hi), so "before the period" is seg < lo
         conn.execute(
             "CREATE TEMP TABLE k_periods (label TEXT PRIMARY KEY, kind TEXT, start TEXT, "
@@ -107,6 +107,12 @@ class Context:
         if key not in self._memo:
             self._memo[key] = build()
         return self._memo[key]  # type: ignore[no-any-return]
+
+    def forget(self, families: set[str]) -> None:
+        """Free the rollups of families no KPI still to come reads."""
+        for name in families:
+            self._memo.pop(f"sums:{name}", None)
+            self._memo.pop(f"samples:{name}", None)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, {"as_of": self.as_of_text, **(params or {})}).fetchall()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
 
-from kpisync.kpi.aggregate import Sparse, Wanted
+from kpisync.kpi.aggregate import Sparse, Wanted, families_of
 from kpisync.kpi.catalog import OUT_OF_REACH
 from kpisync.kpi.context import Context
 from kpisync.kpi.periods import parse_as_of
@@ -138,7 +138,11 @@ def compute(
     kpis: Sequence[str] | None = None,
     grains: Sequence[str] | None = None,
 ) -> ComputeResult:
-    """Compute KPIs as of `as_of` (default now) and store them in `kpi_values`."""
+    """Compute KPIs as of `as_of` (default now) and store them in `kpi_values`.
+
+    The rows of the computed KPI ids and grains are replaced in one transaction;
+    computing the whole catalog replaces the whole table.
+    """
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
     timings: dict[str, float] = {}
@@ -148,7 +152,8 @@ def compute(
         conn = ctx.conn
         conn.execute(f"CREATE TEMP TABLE k_out ({', '.join(FIELDS)})")
         insert = f"INSERT INTO k_out VALUES ({', '.join('?' for _ in FIELDS)})"
-        for defn, wanted in chosen:
+        needed = [families_of(defn.compute) for defn, _ in chosen]
+        for i, (defn, wanted) in enumerate(chosen):
             assert defn.compute is not None, defn.id
             began = time.perf_counter()
             # a record-level value that does not apply (yet) is no row: write-back
@@ -162,12 +167,19 @@ def compute(
                 ),
             )
             timings[defn.id] = time.perf_counter() - began
+            ctx.forget(needed[i] - set().union(*needed[i + 1 :]))
         began = time.perf_counter()
         computed_at = utc_now()
         pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
         with store.transaction():
-            conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
-            conn.execute("INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out", (computed_at,))
+            if kpis is None and grains is None:  # the whole catalog: the whole table
+                conn.execute("DELETE FROM kpi_values")
+            else:
+                conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
+            conn.execute(
+                "INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out ORDER BY kpi, grain, key, period",
+                (computed_at,),
+            )
         in_memory = store.path == ":memory:"
         rows = conn.execute(f"SELECT {', '.join(FIELDS)} FROM k_out").fetchall() if in_memory else []
         timings["write"] = time.perf_counter() - began

@@ -13,6 +13,7 @@ the catalog's attribution table, so KPI queries only pick columns.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 TOUCH_TYPES = ("call", "email", "meeting", "visit")
 RESPONSE_OUTCOMES = ("positive", "negative", "replied")
@@ -20,7 +21,9 @@ FUNNEL_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 EXPANSION_TYPES = ("upsell", "cross_sell")
 
 _LIVE = "coalesce({t}.is_deleted, 0) = 0"
-_LIVE_ACCOUNT = "coalesce(a.is_deleted, 0) = 0 AND (a.created_at IS NULL OR a.created_at <= :as_of)"
+# an opportunity is closed as of as_of when it was closed (or won) by then
+_CLOSED = "(CASE WHEN (o.is_closed = 1 OR o.is_won = 1) AND o.closed_at <= :as_of THEN o.closed_at END)"
+_LIVE_ACCOUNT = "coalesce(a.is_deleted, 0) = 0 AND coalesce(a.created_at, '') <= :as_of"
 
 # Statements run in order; :as_of is bound, kpi_seg(ts) places a timestamp in a segment.
 LIVE_TABLES: tuple[tuple[str, str], ...] = (
@@ -34,10 +37,10 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         "k_contacts",
         # a lead converted (by as_of) into a deleted contact is that deleted person
         f"""SELECT c.* FROM main.contacts c
-        WHERE {_LIVE.format(t="c")} AND (c.created_at IS NULL OR c.created_at <= :as_of)
+        WHERE {_LIVE.format(t="c")} AND coalesce(c.created_at, '') <= :as_of
           AND NOT EXISTS (SELECT 1 FROM main.contacts t WHERE t.id = c.converted_contact_id
                           AND t.id <> c.id AND t.is_deleted = 1
-                          AND (t.created_at IS NULL OR t.created_at <= :as_of)
+                          AND coalesce(t.created_at, '') <= :as_of
                           AND (c.converted_at IS NULL OR c.converted_at <= :as_of))""",
     ),
     (
@@ -79,7 +82,8 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                max(CASE WHEN stage = 'mql' THEN entered_at END) AS mql_at,
                max(CASE WHEN stage = 'sql' THEN entered_at END) AS sql_at,
                max(CASE WHEN stage = 'opportunity' THEN entered_at END) AS opportunity_at,
-               max(CASE WHEN stage = 'customer' THEN entered_at END) AS customer_at
+               max(CASE WHEN stage = 'customer' THEN entered_at END) AS customer_at,
+               max(entered_at) AS latest_at
         FROM k_lc GROUP BY person_id""",
     ),
     (
@@ -87,18 +91,15 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         f"""SELECT o.id, o.owner_id, u.team, coalesce(o.region, a.region) AS region, o.channel,
                o.account_id, m.person_id, coalesce(o.created_by_id, o.owner_id) AS creator_id,
                cu.team AS creator_team, o.amount, o.created_at, o.deal_type, o.competitor_price,
-               c.closed_at, c.closed_at IS NOT NULL AND o.is_won = 1 AS won,
-               c.closed_at IS NOT NULL AND coalesce(o.is_won, 0) = 0 AS lost,
-               kpi_seg(o.created_at) AS created_seg, kpi_seg(c.closed_at) AS closed_seg
+               {_CLOSED} AS closed_at, {_CLOSED} IS NOT NULL AND o.is_won = 1 AS won,
+               {_CLOSED} IS NOT NULL AND coalesce(o.is_won, 0) = 0 AS lost,
+               kpi_seg(o.created_at) AS created_seg, kpi_seg({_CLOSED}) AS closed_seg
         FROM main.opportunities o
-        JOIN (SELECT id, CASE WHEN (is_closed = 1 OR is_won = 1) AND closed_at <= :as_of
-                              THEN closed_at END AS closed_at
-              FROM main.opportunities) c ON c.id = o.id
         LEFT JOIN main.accounts a ON a.id = o.account_id AND {_LIVE_ACCOUNT}
         LEFT JOIN k_users u ON u.id = o.owner_id
         LEFT JOIN k_users cu ON cu.id = coalesce(o.created_by_id, o.owner_id)
         LEFT JOIN k_person_map m ON m.contact_id = o.contact_id
-        WHERE {_LIVE.format(t="o")} AND (o.created_at IS NULL OR o.created_at <= :as_of)""",
+        WHERE {_LIVE.format(t="o")} AND coalesce(o.created_at, '') <= :as_of""",
     ),
     (
         "k_won_ranked",
@@ -121,7 +122,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                           max(CASE WHEN n = 1 THEN channel END) AS first_channel
                    FROM k_won_ranked GROUP BY account_id) w ON w.account_id = a.id
         LEFT JOIN k_users u ON u.id = a.owner_id
-        WHERE {_LIVE.format(t="a")} AND (a.created_at IS NULL OR a.created_at <= :as_of)""",
+        WHERE {_LIVE.format(t="a")} AND coalesce(a.created_at, '') <= :as_of""",
     ),
     (
         "k_acts",
@@ -148,6 +149,14 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         LEFT JOIN k_person_map m ON m.contact_id = a.contact_id
         LEFT JOIN k_persons p ON p.id = m.person_id
         WHERE {_LIVE.format(t="a")} AND coalesce(a.created_at, a.occurred_at) <= :as_of""",
+    ),
+    (
+        "k_account_seg",
+        # per account and segment: touches and inbound activities, call/meeting seconds
+        """SELECT account_id, seg, sum(is_touch OR is_inbound) AS engaged,
+               sum(CASE WHEN type IN ('call', 'meeting') THEN coalesce(duration_s, 0) ELSE 0 END) AS seconds
+        FROM k_acts WHERE account_id IS NOT NULL AND seg IS NOT NULL
+        GROUP BY account_id, seg""",
     ),
     (
         "k_touch",
@@ -223,6 +232,8 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
 
 # indexes made right after their table, for the tables built from it
 INDEXES: dict[str, tuple[str, ...]] = {
+    "k_users": ("CREATE INDEX temp.k_users_id ON k_users (id)",),
+    "k_contacts": ("CREATE INDEX temp.k_contacts_id ON k_contacts (id)",),
     "k_person_map": ("CREATE INDEX temp.k_person_map_contact ON k_person_map (contact_id)",),
     "k_persons": ("CREATE INDEX temp.k_persons_id ON k_persons (id)",),
     "k_lc": ("CREATE INDEX temp.k_lc_person ON k_lc (person_id, stage)",),
@@ -236,13 +247,46 @@ INDEXES: dict[str, tuple[str, ...]] = {
 }
 
 
-def build(conn: sqlite3.Connection, as_of: str) -> None:
+def build(conn: sqlite3.Connection, as_of: str, bounds: Sequence[str]) -> None:
     """Create the temp tables for one compute (dropping any left from the last)."""
     drop(conn)
     for name, select in LIVE_TABLES:
-        conn.execute(f"CREATE TEMP TABLE {name} AS {select}", {"as_of": as_of})
+        conn.execute(f"CREATE TEMP TABLE {name} AS {inline_segments(select, bounds)}", {"as_of": as_of})
         for statement in INDEXES.get(name, ()):
             conn.execute(statement)
+
+
+def inline_segments(sql: str, bounds: Sequence[str]) -> str:
+    """Replace each `kpi_seg(x)` by a binary search over the bounds in plain SQL.
+
+    The same as the Python function registered under that name (Context),
+    about twenty times cheaper than calling into Python for millions of rows.
+    """
+    out, at = [], 0
+    while (start := sql.find("kpi_seg(", at)) >= 0:
+        depth, i = 0, start + len("kpi_seg")
+        while True:
+            depth += {"(": 1, ")": -1}.get(sql[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        out += [sql[at:start], segment_case(sql[start + len("kpi_seg(") : i], bounds)]
+        at = i + 1
+    return "".join([*out, sql[at:]])
+
+
+def segment_case(expr: str, bounds: Sequence[str]) -> str:
+    def search(lo: int, hi: int) -> str:  # segment index in [lo, hi)
+        if hi - lo == 1:
+            return str(lo)
+        mid = (lo + hi) // 2
+        return f"CASE WHEN x < '{bounds[mid]}' THEN {search(lo, mid)} ELSE {search(mid, hi)} END"
+
+    x = f"({expr})"
+    if len(bounds) < 2:
+        return "NULL"
+    body = search(0, len(bounds) - 1).replace("x <", f"{x} <")
+    return f"(CASE WHEN {x} IS NULL OR {x} < '{bounds[0]}' OR {x} >= '{bounds[-1]}' THEN NULL ELSE {body} END)"
 
 
 def drop(conn: sqlite3.Connection) -> None:

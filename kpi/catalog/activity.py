@@ -7,6 +7,12 @@ made the touch (catalog, attribution).
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
+
 from kpisync.kpi.aggregate import (
     ByGrain,
     Family,
@@ -18,6 +24,7 @@ from kpisync.kpi.aggregate import (
     Total,
 )
 from kpisync.kpi.catalog.funnel import FUNNEL
+from kpisync.kpi.context import Context
 from kpisync.kpi.registry import KpiDef, register
 
 OTU = ("org", "team", "user")
@@ -67,6 +74,65 @@ PROSPECTS = Family(
     by="period",
 )
 
+
+def prospect_counts(ctx: Context) -> dict[tuple[str, str, str], list[int]]:
+    """PROSPECTS rolled up in one pass per person (the same numbers as its SQL).
+
+    Per person the touched segments are few, so walking them in Python beats
+    grouping every (person, period) pair in SQL on large orgs.
+    """
+
+    def build() -> dict[tuple[str, str, str], list[int]]:
+        people = {
+            pid: (owner, team, int(customer))
+            for pid, owner, team, customer in ctx.query(
+                """SELECT p.id, p.owner_id, p.team, s.customer_at IS NOT NULL
+                FROM k_persons p LEFT JOIN k_stages s ON s.person_id = p.id"""
+            )
+        }
+        rows = ctx.conn.execute(
+            """SELECT person_id, seg, max(is_touch), max(is_response), max(is_positive),
+                      min(CASE WHEN is_touch THEN occurred_at || type END)
+            FROM k_acts WHERE person_id IS NOT NULL AND seg IS NOT NULL AND (is_touch OR is_response)
+            GROUP BY person_id, seg ORDER BY person_id, seg"""
+        )
+        bounds = ctx.segments.bounds
+        ranges = {label: (bounds.index(p.start), bounds.index(p.end)) for label, p in ctx.periods.items()}
+        out: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for person, group in groupby(rows, key=itemgetter(0)):
+            segs = list(group)
+            if person not in people:
+                continue
+            owner, team, customer = people[person]
+            labels = {label for _, seg, touched, *_ in segs if touched for label in ctx.seg_periods.get(seg, ())}
+            for label in labels:
+                lo, hi = ranges[label]
+                inside = [r for r in segs if lo <= r[1] < hi]
+                first = min(r[5] for r in inside if r[2])
+                flags = (1, max(r[3] for r in inside), max(r[4] for r in inside), customer)
+                for grain, key in (("org", ""), ("team", team), ("user", owner), ("activity_type", first[20:])):
+                    if key is not None:
+                        total = out[(grain, key, label)]
+                        for i, flag in enumerate(flags):
+                            total[i] += flag
+        return dict(out)
+
+    return ctx.memo("sums:prospects", build)
+
+
+@dataclass
+class ProspectRatio(Ratio):
+    """A PROSPECTS ratio, rolled up by prospect_counts; explain reads the family's SQL."""
+
+    def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
+        i, j = self.family.measures.index(self.num), self.family.measures.index(self.den)
+        return {
+            (k, p): (v[i] / v[j] if v[j] else None, v[i], v[j])
+            for (g, k, p), v in prospect_counts(ctx).items()
+            if g == grain
+        }
+
+
 LEAD_RESPONSE = Family(
     "lead_response",
     """SELECT person_id AS rec, start_seg AS seg, owner_id AS user_id, team,
@@ -99,8 +165,8 @@ TOUCH_DETAIL = """SELECT t.type, t.id, t.occurred_at FROM k_touch t JOIN k_opps 
     ORDER BY t.type, t.occurred_at, t.id"""
 
 CONTACT_TOUCHES = RecordSql(
-    """SELECT p.id, count(t.id), NULL, NULL FROM k_persons p
-    LEFT JOIN k_touch t ON t.person_id = p.id GROUP BY p.id""",
+    """SELECT p.id, (SELECT count(*) FROM k_touch t WHERE t.person_id = p.id), NULL, NULL
+    FROM k_persons p""",
     fill_value=(0, None, None),
 )
 CONTACT_RESPONSE = RecordSql(
@@ -141,12 +207,12 @@ for defn in (
            compute=Ratio(LEAD_CONTACT, "reached", "mqls")),
     KpiDef("response_rate", "Response rate", "ratio", ("org", "team", "user", "activity_type"),
            "of prospects contacted in P, the share with a response in P", "002 SDR", B,
-           compute=Ratio(PROSPECTS, "responded", "contacted"),
+           compute=ProspectRatio(PROSPECTS, "responded", "contacted"),
            notes="activity_type grain: a prospect counts under the type of its first touch in P"),
     KpiDef("positive_response_rate", "Positive response rate", "ratio",
            ("org", "team", "user", "activity_type"),
            "of prospects contacted in P, the share with a positive response in P", "002 SDR", B,
-           compute=Ratio(PROSPECTS, "positive", "contacted"),
+           compute=ProspectRatio(PROSPECTS, "positive", "contacted"),
            notes="activity_type grain: a prospect counts under the type of its first touch in P"),
     KpiDef("meeting_booking_rate", "Meeting booking rate", "ratio", OTU,
            "meetings booked in P (at created_at, not canceled) / responses in P, by activity owner",
@@ -165,7 +231,7 @@ for defn in (
     KpiDef("acquisition_rate", "Acquisition rate", "ratio",
            ("org", "team", "user", "activity_type"),
            "of prospects contacted in P, the share that entered customer by as_of",
-           "003 #7, 002 BDR", B, compute=Ratio(PROSPECTS, "customers", "contacted"),
+           "003 #7, 002 BDR", B, compute=ProspectRatio(PROSPECTS, "customers", "contacted"),
            notes="activity_type grain: a prospect counts under the type of its first touch in P"),
 ):
     register(defn)

@@ -33,12 +33,7 @@ CUSTOMERS = Family(
         SELECT owner_id, team, region, since_seg, coalesce(churn_seg, {NEVER}) AS churn_seg,
                coalesce(second_seg, {NEVER}) AS second_seg, count(*) AS n, group_concat(id, ' ') AS ids
         FROM k_accounts WHERE customer_since IS NOT NULL
-        GROUP BY owner_id, team, region, since_seg, churn_seg, second_seg),
-    a_seg AS (
-        SELECT account_id, seg, sum(is_touch OR is_inbound) AS engaged,
-               sum(CASE WHEN type IN ('call', 'meeting') THEN coalesce(duration_s, 0) ELSE 0 END) AS seconds
-        FROM k_acts WHERE account_id IS NOT NULL AND seg IS NOT NULL
-        GROUP BY account_id, seg)
+        GROUP BY owner_id, team, region, since_seg, churn_seg, second_seg)
     SELECT g.ids AS rec, p.label AS period, g.owner_id AS user_id, g.team, g.region,
            g.n * (g.since_seg < p.lo AND g.churn_seg >= p.lo) AS at_start,
            g.n * (g.since_seg < p.hi AND g.churn_seg >= p.hi) AS at_end,
@@ -54,7 +49,7 @@ CUSTOMERS = Family(
     WHERE o.won
     UNION ALL
     SELECT a.id, p.label, a.owner_id, a.team, a.region, 0, 0, 0, 0, 0, 0, 0, x.engaged, x.seconds / 60.0
-    FROM a_seg x JOIN k_accounts a ON a.id = x.account_id
+    FROM k_account_seg x JOIN k_accounts a ON a.id = x.account_id
     JOIN k_period_seg ps ON ps.seg = x.seg JOIN k_periods p ON p.label = ps.period
     WHERE a.customer_since IS NOT NULL AND a.since_seg < p.hi AND coalesce(a.churn_seg, {NEVER}) >= p.hi""",
     OTUR,
@@ -65,8 +60,7 @@ CUSTOMERS = Family(
 # Touches and inbound activities on an account (its own, or a contact's of it).
 ACCOUNT_ACTIVITY = Family(
     "account_activity",
-    """SELECT id AS rec, seg, account_id, 1 AS engaged FROM k_acts
-    WHERE account_id IS NOT NULL AND (is_touch OR is_inbound)""",
+    "SELECT account_id AS rec, seg, account_id, engaged FROM k_account_seg WHERE engaged > 0",
     ("account",),
     ("engaged",),
     only=("rolling-90d",),

@@ -120,6 +120,8 @@ def _quotas(ctx: Context) -> dict[tuple[str, str], float]:
 class QuotaAttainment(Compute):
     """revenue_won ÷ the quota whose period is exactly P; null without a quota."""
 
+    uses = (CLOSED,)
+
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         i = CLOSED.measures.index("revenue")
         revenue = {(k, p): v[i] for (g, k, p), v in sums(ctx, CLOSED).items() if g == grain}
@@ -136,6 +138,8 @@ class QuotaAttainment(Compute):
 @dataclass
 class RepsAtQuota(Compute):
     """Share of reps with a quota for P whose attainment is ≥ 1."""
+
+    uses = (CLOSED,)
 
     def __post_init__(self) -> None:
         self.fill = (None, 0, 0)

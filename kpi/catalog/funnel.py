@@ -48,12 +48,11 @@ LIFECYCLE = Family(
 )
 
 DAYS_IN_STAGE = RecordSql(
-    """SELECT p.id, (unixepoch(:as_of) - unixepoch(coalesce(cur.entered_at, latest.entered_at)))
-               / 86400.0, NULL, NULL
+    """SELECT p.id, (unixepoch(:as_of) - unixepoch(coalesce(cur.entered_at, s.latest_at))) / 86400.0,
+           NULL, NULL
     FROM k_persons p
     LEFT JOIN k_lc cur ON cur.person_id = p.id AND cur.stage = p.lifecycle_stage
-    LEFT JOIN (SELECT person_id, max(entered_at) AS entered_at FROM k_lc GROUP BY person_id)
-        latest ON latest.person_id = p.id"""
+    LEFT JOIN k_stages s ON s.person_id = p.id"""
 )
 
 PEOPLE_CREATED = Family(

@@ -162,3 +162,51 @@ def test_bad_settings_are_rejected() -> None:
         KpiSettings(timezone="Mars/Olympus")
     with pytest.raises(ValueError, match="months"):
         KpiSettings(months=-1)
+
+
+def test_values_of_a_file_store_are_read_back_after_it_closes(tmp_path) -> None:
+    from kpisync.store import Store
+
+    with Store.open(tmp_path / "org.db") as store:
+        build_deals(Org(store))
+        result = engine.compute(store, KpiSettings(), as_of=AS_OF, kpis=["win_rate", "days_open"])
+    rows = list(result.values)
+    assert len(result.values) == len(rows) > 0
+    assert {r["kpi"] for r in rows} == {"win_rate", "days_open"}
+    org_feb = next(r for r in rows if r["grain"] == "org" and r["period"] == "2026-02" and r["kpi"] == "win_rate")
+    assert (org_feb["value"], org_feb["numerator"], org_feb["denominator"]) == (0.75, 3, 4)
+    assert result.values[0] == rows[0]
+    assert engine.to_json(result)["kpis"][:2] == rows[:2]
+
+
+def test_record_grains_skip_empty_calendar_rows_but_fill_all(org: Org) -> None:
+    build_deals(org)
+    org.add("cases", id="k1", owner_id="u1", account_id="a1", created_at="2026-02-02T00:00:00Z", is_deleted=0)
+    v = org.compute(kpis=["cases_opened", "open_cases"])
+    assert v.row("cases_opened", "account", "a1") == (1, None, None)
+    assert ("cases_opened", "account", "a2", "2026-02") not in v  # no case: no row per month
+    assert v.v("open_cases", "account", "a2", "all") == 0  # the write-back period is filled
+
+
+def test_inlined_segment_search_matches_the_python_one() -> None:
+    import sqlite3
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kpisync.kpi.live import inline_segments
+    from kpisync.kpi.periods import Segments, all_period
+
+    as_of = parse_as_of(AS_OF)
+    periods = calendar_periods(as_of, KpiSettings())
+    segments = Segments.of([*periods, all_period(as_of, KpiSettings().zone)])
+    sql = inline_segments("SELECT kpi_seg(:ts)", segments.bounds)
+    conn = sqlite3.connect(":memory:")
+    stamps = st.datetimes(datetime(2024, 1, 1), datetime(2026, 12, 31)).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.none() | stamps | st.sampled_from(segments.bounds))
+    def same(ts) -> None:
+        assert conn.execute(sql, {"ts": ts}).fetchone()[0] == segments.index(ts)
+
+    same()
