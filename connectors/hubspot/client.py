@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import threading
 import time
 from collections import deque
@@ -189,6 +190,8 @@ class HubSpotClient:
             try:
                 return fn(apis)
             except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as exc:
+                if _tls_failure(exc):  # retrying cannot make an untrusted certificate trusted
+                    raise AuthError(f"HubSpot {what}: TLS verification failed — check connection.ca_bundle") from None
                 raise RetriableError(f"HubSpot {what}: connection problem ({type(exc).__name__})") from None
             except json.JSONDecodeError:
                 raise RetriableError(f"HubSpot {what}: truncated or invalid JSON body") from None
@@ -260,6 +263,14 @@ class HubSpotClient:
         if left is not None and int(left) <= 1:
             # the app shares its burst budget with other integrations: back off one beat
             time.sleep(float(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds") or 10000) / 10000)
+
+
+def _tls_failure(exc: BaseException) -> bool:
+    """urllib3 wraps a failed handshake in MaxRetryError(reason=SSLError); raw sockets raise ssl.SSLError."""
+    reason = getattr(exc, "reason", None)
+    return isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError) or isinstance(
+        reason, urllib3.exceptions.SSLError | ssl.SSLError
+    )
 
 
 def _body(raw: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ import jwt
 import requests
 
 from kpisync.config import Config, SalesforceAuth
-from kpisync.errors import AuthError, RetriableError
+from kpisync.errors import AuthError, RetriableError, RunError
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 _JWT_LIFETIME_S = 170  # Salesforce accepts exp at most 3 minutes ahead (§1.3)
@@ -50,6 +50,12 @@ def login(config: Config, http: requests.Session) -> SalesforceSession:
 def _post(http: requests.Session, url: str, timeout: float, **kwargs: object) -> requests.Response:
     try:
         return http.post(url, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+    except requests.exceptions.SSLError as exc:
+        # an SSLError is a ConnectionError too, but retrying cannot make an untrusted certificate trusted
+        raise RunError(
+            f"TLS verification failed for the Salesforce login at {url}: set connection.ca_bundle to the CA "
+            "that signed the Salesforce (or proxy) certificate"
+        ) from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         raise RetriableError(f"Salesforce login at {url} failed: {type(exc).__name__}") from exc
 
