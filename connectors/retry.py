@@ -31,7 +31,7 @@ MAX_WAIT_S = 120.0
 
 class _RetryAfterOrBackoff:
     def __init__(self, initial: float, max_wait: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=max_wait, jitter=initial)
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=max_wait, jitter=initial)
         self._max = max_wait
 
     def __call__(self, state: RetryCallState) -> float:
