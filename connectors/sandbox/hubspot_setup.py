@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kpisync.config import OUTCOMES
 from kpisync.connectors.sandbox.hubspot_catalog import DEFAULT_CALL_OUTCOMES, call_disposition
 from kpisync.connectors.sandbox.hubspot_translate import region_team, role_team
 
@@ -26,17 +27,7 @@ def mapping_for(store_conn: Any) -> dict[str, Any]:
                 counts[str(raw)][str(canonical)] += 1
         return {raw: c.most_common(1)[0][0] for raw, c in sorted(counts.items())}
 
-    outcomes = (
-        "connected",
-        "no_answer",
-        "positive",
-        "negative",
-        "replied",
-        "booked",
-        "completed",
-        "no_show",
-        "canceled",
-    )
+    outcomes = OUTCOMES
     mapping: dict[str, Any] = {
         "churn_date_field": "churn_date",
         "nps_field": "nps_score",
