@@ -282,7 +282,8 @@ class SalesforceApi(LoginRoutes, BulkRoutes):
         records = body.get("records") or []
         if len(records) > 200:
             return error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records")
-        results = [self._update_one(r) for r in records]
+        described: dict[str, dict[str, Any]] = {}  # one field-permission lookup per object, not per record
+        results = [self._update_one(r, described) for r in records]
         if body.get("allOrNone") and not all(r["success"] for r in results):
             rolled = {"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK", "message": "Record rolled back", "fields": []}
             return Response(
@@ -306,7 +307,7 @@ class SalesforceApi(LoginRoutes, BulkRoutes):
         self.org.update(record_id, body)
         return Response(204)
 
-    def _update_one(self, record: dict[str, Any]) -> dict[str, Any]:
+    def _update_one(self, record: dict[str, Any], described: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         def fail(code: str, message: str, fields: list[str] | None = None) -> dict[str, Any]:
             return {"success": False, "errors": [{"statusCode": code, "message": message, "fields": fields or []}]}
 
@@ -325,7 +326,10 @@ class SalesforceApi(LoginRoutes, BulkRoutes):
             return fail("ENTITY_IS_DELETED", "entity is deleted")
         if obj != found_obj:
             return fail("INVALID_TYPE", f"id {record_id} is not a {obj}")
-        fields = self.org.fields(found_obj)
+        described = {} if described is None else described
+        if found_obj not in described:
+            described[found_obj] = self.org.fields(found_obj)
+        fields = described[found_obj]
         for name in record:
             if name in ("attributes", "id"):
                 continue

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS records (
   data TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS records_mod ON records (obj, modstamp, id);
 CREATE INDEX IF NOT EXISTS records_created ON records (obj, created, id);
+-- now() asks for the latest stamp on every write: without this, a full scan per written record
+CREATE INDEX IF NOT EXISTS records_stamp ON records (modstamp);
 CREATE TABLE IF NOT EXISTS id_map (canonical TEXT PRIMARY KEY, sf_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS custom_fields (obj TEXT, name TEXT, type TEXT, label TEXT, precision INTEGER,
   scale INTEGER, tooling_id TEXT, PRIMARY KEY (obj, name));
