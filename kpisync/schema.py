@@ -54,7 +54,9 @@ QUOTAS = Table(
         ("amount", "REAL"),
         ("source", "TEXT"),  # extra: 'crm' or the input file it came from
     ),
-    ("user_id", "team", "period_start"),
+    # The spec's PK is (user_id, team, period_start); period_end joins it so that a rep's
+    # monthly and quarterly quotas, which start on the same day, can both be held.
+    ("user_id", "team", "period_start", "period_end"),
 )
 
 ACCOUNTS = Table(

@@ -72,11 +72,24 @@ def _migration_writeback_gone(conn: sqlite3.Connection) -> None:
         conn.execute('ALTER TABLE "writeback_state" ADD COLUMN "gone" INTEGER')
 
 
+def _migration_quota_period_end_in_key(conn: sqlite3.Connection) -> None:
+    info = list(conn.execute('PRAGMA table_info("quotas")'))
+    if any(row[1] == "period_end" and row[5] for row in info):
+        return  # created by migration 1 with today's key
+    quotas = next(t for t in CANONICAL_TABLES if t.name == "quotas")
+    conn.execute('ALTER TABLE "quotas" RENAME TO "quotas_v3"')
+    conn.execute(_create_table_sql(quotas))
+    have = ", ".join(f'"{row[1]}"' for row in info)
+    conn.execute(f'INSERT OR REPLACE INTO "quotas" ({have}) SELECT {have} FROM "quotas_v3"')
+    conn.execute('DROP TABLE "quotas_v3"')
+
+
 # Ordered, named, each applied once. Append; never edit or reorder a released one.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("canonical tables", _migration_canonical_tables),
     ("quarantine table and KPI indexes", _migration_quarantine_and_indexes),
     ("writeback_state.gone: records the CRM deleted", _migration_writeback_gone),
+    ("quotas keyed by period_end too: monthly and quarterly quotas side by side", _migration_quota_period_end_in_key),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

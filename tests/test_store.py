@@ -52,7 +52,8 @@ def test_primary_keys_follow_the_spec(tmp_path: Path) -> None:
     assert pks["lifecycle_events"] == ("contact_id", "stage")
     assert pks["opportunity_stage_history"] == ("opportunity_id", "stage", "entered_at")
     assert pks["kpi_values"] == ("kpi", "grain", "key", "period")
-    assert pks["quotas"] == ("user_id", "team", "period_start")
+    # the spec says (user_id, team, period_start); period_end joins it (see schema.py)
+    assert pks["quotas"] == ("user_id", "team", "period_start", "period_end")
     assert pks["activities"] == ("id",)
 
 
@@ -111,6 +112,28 @@ def test_old_store_migrates_without_losing_rows(tmp_path: Path) -> None:
         # tables the old file never had are created with every declared column
         have = {r[1] for r in store.conn.execute("PRAGMA table_info(opportunities)")}
         assert set(TABLES["opportunities"].column_names) <= have
+
+
+def test_old_quota_key_is_widened_so_monthly_and_quarterly_quotas_coexist(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE quotas (user_id TEXT, team TEXT, period_start TEXT, period_end TEXT, amount REAL, "
+        "source TEXT, PRIMARY KEY (user_id, team, period_start))"
+    )
+    conn.execute("INSERT INTO quotas VALUES ('u1', 'T1', '2026-01-01', '2026-04-01', 9000, 'q.csv')")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        store.upsert(
+            "quotas",
+            [{"user_id": "u1", "team": "T1", "period_start": "2026-01-01", "period_end": "2026-02-01", "amount": 3000}],
+        )
+        rows = store.conn.execute("SELECT period_end, amount FROM quotas ORDER BY period_end").fetchall()
+    assert rows == [("2026-02-01", 3000.0), ("2026-04-01", 9000.0)]  # the quarter's row survived both steps
 
 
 def test_partial_migration_then_rest(tmp_path: Path) -> None:

@@ -119,6 +119,15 @@ def test_quota_attainment(v) -> None:
     assert ("quota_attainment", "user", "u1", "rolling-30d") not in v
 
 
+def test_monthly_and_quarterly_quota_starting_the_same_day(org: Org) -> None:
+    build_deals(org)
+    # u1 already has a Q1 quota of 6000 (from 2026-01-01); a January one starts the same day
+    org.add("quotas", user_id="u1", team="T1", period_start="2026-01-01", period_end="2026-02-01", amount=1000)
+    v = org.compute()
+    assert v.row("quota_attainment", "user", "u1", "2026-01") == (0.0, 0, 1000)  # nothing won in January
+    assert v.row("quota_attainment", "user", "u1", "2026-Q1") == (0.25, 1500, 6000)  # the quarter's quota kept
+
+
 def test_reps_at_quota(v) -> None:
     assert v.row("reps_at_quota") == (1 / 3, 1, 3)  # u2 of u1 u2 u3
     assert v.v("reps_at_quota", "team", "T1") == 0.5
