@@ -171,7 +171,9 @@ def _labels(periods: Iterable[str]) -> str:
     return ", ".join(f"'{p}'" for p in periods)  # our own period labels, never user text
 
 
-def with_fill(ctx: Context, grain: str, got: str, periods: tuple[str, ...], dense: tuple[str, ...], fill: tuple[Any, Any, Any]) -> str:
+def with_fill(
+    ctx: Context, grain: str, got: str, periods: tuple[str, ...], dense: tuple[str, ...], fill: tuple[Any, Any, Any]
+) -> str:
     """`got` (key, period, value, numerator, denominator) in the wanted periods, and the
     fill row for every key of the grain (or with data) in a dense period without one.
 
@@ -222,7 +224,9 @@ class Compute:
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         return {}
 
-    def record_sql(self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]) -> RecordQuery | None:
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
         """The rows of a record grain as one query (the rows `__call__` yields, less
         null values), or None to go through Python."""
         return None
@@ -237,7 +241,9 @@ class _SummedInSql(Compute):
     def value_sql(self) -> str:  # value, numerator, denominator
         raise NotImplementedError
 
-    def record_sql(self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]) -> RecordQuery | None:
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
         table = rollup_table(ctx, self.family, grain)
         got = f"SELECT key, period, {self.value_sql()} FROM {table}"
         return with_fill(ctx, grain, got, periods, dense, self.fill), {
@@ -349,7 +355,9 @@ class Median(Compute):
         rows = records(ctx, self.family, grain, key, period)
         return {"denominator": [(r["rec"], r["x"]) for r in rows if r["x"] is not None]}
 
-    def record_sql(self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]) -> RecordQuery | None:
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
         fam, col = self.family, GRAIN_COLUMN[grain]
         if fam.by == "seg":
             xs = f"""SELECT f.{col} AS key, ps.period, f.x FROM ({fam.sql}) f
@@ -410,7 +418,9 @@ class ByGrain(Compute):
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         return self.special.get(grain, self.default).explain(ctx, grain, key, period)
 
-    def record_sql(self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]) -> RecordQuery | None:
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
         return self.special.get(grain, self.default).record_sql(ctx, grain, periods, dense)
 
 
@@ -432,7 +442,9 @@ class RecordSql(Compute):
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         return {(str(k), self.period): (v, n, d) for k, v, n, d in ctx.query(self.sql)}
 
-    def record_sql(self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]) -> RecordQuery | None:
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
         got = f"""WITH r(key, value, numerator, denominator) AS ({self.sql})
             SELECT key, '{self.period}' AS period, value, numerator, denominator FROM r"""
         return with_fill(ctx, grain, got, periods, dense, self.fill), _fill_params(self.fill)
