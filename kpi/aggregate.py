@@ -109,18 +109,21 @@ def samples(ctx: Context, fam: Family) -> dict[Key, list[float]]:
         cols = fam.columns
         where = "seg IS NOT NULL" if fam.by == "seg" else "1"
         sql = f"SELECT {fam.by}, {''.join(c + ', ' for c in cols)}x FROM ({fam.sql}) WHERE {where}"
-        out: dict[Key, list[float]] = defaultdict(list)
         grains = [(g, None if g == "org" else cols.index(GRAIN_COLUMN[g])) for g in fam.grains]
+        # gathered per segment first, then joined per period: a fact is touched once,
+        # not once per period containing it (a median does not depend on the order)
+        placed: dict[tuple[str, str, Any], list[float]] = defaultdict(list)
         for where_in, *dims, x in ctx.query(sql, fam.params(ctx)):
             if x is None:
                 continue
-            labels = ctx.seg_periods.get(where_in, ()) if fam.by == "seg" else (where_in,)
             for grain, i in grains:
                 key = "" if i is None else dims[i]
-                if key is None:
-                    continue
-                for label in labels:
-                    out[(grain, str(key), label)].append(x)
+                if key is not None:
+                    placed[(grain, str(key), where_in)].append(x)
+        out: dict[Key, list[float]] = defaultdict(list)
+        for (grain, key, where_in), xs in placed.items():
+            for label in ctx.seg_periods.get(where_in, ()) if fam.by == "seg" else (where_in,):
+                out[(grain, key, label)] += xs
         return dict(out)
 
     return ctx.memo(f"samples:{fam.name}", build)

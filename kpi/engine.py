@@ -192,7 +192,7 @@ def compute(
             else:
                 conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
             conn.execute(
-                "INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out ORDER BY kpi, grain, key, period",
+                "INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out",
                 (computed_at,),
             )
         in_memory = store.path == ":memory:"
