@@ -358,27 +358,6 @@ class Median(Compute):
         rows = records(ctx, self.family, grain, key, period)
         return {"denominator": [(r["rec"], r["x"]) for r in rows if r["x"] is not None]}
 
-    def record_sql(
-        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
-    ) -> RecordQuery | None:
-        fam, col = self.family, GRAIN_COLUMN[grain]
-        if fam.by == "seg":
-            xs = f"""SELECT f.{col} AS key, ps.period, f.x FROM ({fam.sql}) f
-                JOIN k_period_seg ps ON ps.seg = f.seg WHERE f.x IS NOT NULL AND f.{col} IS NOT NULL"""
-        else:
-            xs = f"SELECT {col} AS key, period, x FROM ({fam.sql}) WHERE x IS NOT NULL AND {col} IS NOT NULL"
-        # statistics.median: the middle one of n sorted, or the mean of the two middle ones
-        got = f"""WITH ranked AS (
-                SELECT key, period, x, row_number() OVER (PARTITION BY key, period ORDER BY x) AS i,
-                       count(*) OVER (PARTITION BY key, period) AS n
-                FROM ({xs}) WHERE period IN ({_labels(periods)}))
-            SELECT key, period,
-                   CASE WHEN n % 2 = 1 THEN max(CASE WHEN i = (n + 1) / 2 THEN x END)
-                        ELSE (max(CASE WHEN i = n / 2 THEN x END) + max(CASE WHEN i = n / 2 + 1 THEN x END)) / 2.0
-                   END AS value, NULL AS numerator, n AS denominator
-            FROM ranked WHERE i IN ((n + 1) / 2, n / 2 + 1) GROUP BY key, period"""
-        return with_fill(ctx, grain, got, periods, dense, self.fill), {"as_of": ctx.as_of_text, **fam.params(ctx)}
-
 
 @dataclass
 class PerWorkingDay(Compute):

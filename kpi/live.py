@@ -243,7 +243,7 @@ INDEXES: dict[str, tuple[str, ...]] = {
     "k_accounts": ("CREATE INDEX temp.k_accounts_id ON k_accounts (id)",),
     "k_acts": (
         "CREATE INDEX temp.k_touch_person ON k_acts (person_id, occurred_at) WHERE is_touch",
-        "CREATE INDEX temp.k_touch_opp ON k_acts (opportunity_id, occurred_at) WHERE is_touch",
+        "CREATE INDEX temp.k_touch_opp ON k_acts (opportunity_id, occurred_at) WHERE is_touch AND opportunity_id IS NOT NULL",
     ),
 }
 # live "tables" that are views: no copy of a million rows when an index serves the reads
