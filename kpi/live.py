@@ -239,7 +239,10 @@ INDEXES: dict[str, tuple[str, ...]] = {
     "k_persons": ("CREATE INDEX temp.k_persons_id ON k_persons (id)",),
     "k_lc": ("CREATE INDEX temp.k_lc_person ON k_lc (person_id, stage)",),
     "k_stages": ("CREATE INDEX temp.k_stages_person ON k_stages (person_id)",),
-    "k_opps": ("CREATE INDEX temp.k_opps_account ON k_opps (account_id)",),
+    "k_opps": (
+        "CREATE INDEX temp.k_opps_account ON k_opps (account_id)",
+        "CREATE INDEX temp.k_opps_id ON k_opps (id)",
+    ),
     "k_accounts": ("CREATE INDEX temp.k_accounts_id ON k_accounts (id)",),
     "k_acts": (
         "CREATE INDEX temp.k_touch_person ON k_acts (person_id, occurred_at) WHERE is_touch",

@@ -173,14 +173,15 @@ DAYS_OPEN = RecordSql(
            NULL, NULL
     FROM k_opps"""
 )
+# the latest stage entry is looked up for open opportunities only (a few percent)
 DAYS_IN_CURRENT_STAGE = RecordSql(
     """SELECT o.id, CASE WHEN o.closed_at IS NULL THEN
-               (unixepoch(:as_of) - unixepoch(coalesce(h.entered_at, o.created_at))) / 86400.0
+               (unixepoch(:as_of) - unixepoch(coalesce(
+                   (SELECT max(h.entered_at) FROM main.opportunity_stage_history h
+                    WHERE h.opportunity_id = o.id AND h.entered_at <= :as_of),
+                   o.created_at))) / 86400.0
            END, NULL, NULL
-    FROM k_opps o
-    LEFT JOIN (SELECT opportunity_id, max(entered_at) AS entered_at
-               FROM main.opportunity_stage_history WHERE entered_at <= :as_of
-               GROUP BY opportunity_id) h ON h.opportunity_id = o.id"""
+    FROM k_opps o"""
 )
 
 # fmt: off
