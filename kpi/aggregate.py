@@ -78,7 +78,7 @@ def _rollup_sql(fam: Family) -> str:
     if len(fam.grains) == 1 and fam.grains[0] != "org":  # f is already per key and period
         col = GRAIN_COLUMN[fam.grains[0]]
         return (
-            f"WITH {facts} SELECT '{fam.grains[0]}', {col}, period, {', '.join(fam.measures)} "
+            f"WITH {facts} SELECT '{fam.grains[0]}' AS grain, {col} AS key, period, {', '.join(fam.measures)} "
             f"FROM f WHERE {col} IS NOT NULL"
         )
     parts = []
@@ -86,7 +86,7 @@ def _rollup_sql(fam: Family) -> str:
         col = "''" if grain == "org" else GRAIN_COLUMN[grain]
         where = "" if grain == "org" else f" WHERE {col} IS NOT NULL"
         parts.append(
-            f"SELECT '{grain}', {col}, period, {', '.join(f'sum({m})' for m in fam.measures)} "
+            f"SELECT '{grain}' AS grain, {col} AS key, period, {', '.join(f'sum({m}) AS {m}' for m in fam.measures)} "
             f"FROM f{where} GROUP BY {col}, period"
         )
     return f"WITH {facts} " + " UNION ALL ".join(parts)
@@ -109,18 +109,21 @@ def samples(ctx: Context, fam: Family) -> dict[Key, list[float]]:
         cols = fam.columns
         where = "seg IS NOT NULL" if fam.by == "seg" else "1"
         sql = f"SELECT {fam.by}, {''.join(c + ', ' for c in cols)}x FROM ({fam.sql}) WHERE {where}"
-        out: dict[Key, list[float]] = defaultdict(list)
         grains = [(g, None if g == "org" else cols.index(GRAIN_COLUMN[g])) for g in fam.grains]
+        # gathered per segment first, then joined per period: a fact is touched once,
+        # not once per period containing it (a median does not depend on the order)
+        placed: dict[tuple[str, str, Any], list[float]] = defaultdict(list)
         for where_in, *dims, x in ctx.query(sql, fam.params(ctx)):
             if x is None:
                 continue
-            labels = ctx.seg_periods.get(where_in, ()) if fam.by == "seg" else (where_in,)
             for grain, i in grains:
                 key = "" if i is None else dims[i]
-                if key is None:
-                    continue
-                for label in labels:
-                    out[(grain, str(key), label)].append(x)
+                if key is not None:
+                    placed[(grain, str(key), where_in)].append(x)
+        out: dict[Key, list[float]] = defaultdict(list)
+        for (grain, key, where_in), xs in placed.items():
+            for label in ctx.seg_periods.get(where_in, ()) if fam.by == "seg" else (where_in,):
+                out[(grain, key, label)] += xs
         return dict(out)
 
     return ctx.memo(f"samples:{fam.name}", build)
@@ -144,6 +147,55 @@ def records(ctx: Context, fam: Family, grain: str, key: str, period: str) -> lis
     )
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur]
+
+
+# -- record grains in SQL: millions of rows never pass through Python ----------------------
+
+RecordQuery = tuple[str, dict[str, Any]]  # SELECT key, period, value, numerator, denominator; params
+
+
+def rollup_table(ctx: Context, fam: Family, grain: str) -> str:
+    """The family's sums at one grain as a temp table (key, period, measures), built once."""
+
+    def build() -> str:
+        name = f"k_roll_{fam.name}_{grain}"
+        measures = ", ".join(f"coalesce({m}, 0) AS {m}" for m in fam.measures)
+        ctx.conn.execute(
+            f"CREATE TEMP TABLE {name} AS SELECT key, period, {measures} FROM ({_rollup_sql(fam)}) WHERE grain = :grain",
+            {"as_of": ctx.as_of_text, **fam.params(ctx), "grain": grain},
+        )
+        ctx.conn.execute(f"CREATE INDEX temp.{name}_key ON {name} (key, period)")
+        return name
+
+    return ctx.memo(f"table:{fam.name}:{grain}", build)
+
+
+def _labels(periods: Iterable[str]) -> str:
+    return ", ".join(f"'{p}'" for p in periods)  # our own period labels, never user text
+
+
+def with_fill(
+    ctx: Context, grain: str, got: str, periods: tuple[str, ...], dense: tuple[str, ...], fill: tuple[Any, Any, Any]
+) -> str:
+    """`got` (key, period, value, numerator, denominator) in the wanted periods, and the
+    fill row for every key of the grain (or with data) in a dense period without one.
+
+    The same rows as `Compute.__call__` for one grain, less those a record grain
+    never writes (a null value)."""
+    rows = f"SELECT key, period, value, numerator, denominator FROM ({got}) WHERE period IN ({_labels(periods)})"
+    if fill[0] is None or not dense:
+        return rows
+    return f"""WITH got AS MATERIALIZED ({rows})
+        SELECT * FROM got
+        UNION ALL
+        SELECT k.key, d.period, :fill_value, :fill_numerator, :fill_denominator
+        FROM ({ctx.universe_sql(grain)} UNION SELECT key FROM got) k
+        CROSS JOIN ({" UNION ALL ".join(f"SELECT '{p}' AS period" for p in dense)}) d
+        WHERE NOT EXISTS (SELECT 1 FROM got g WHERE g.key = k.key AND g.period = d.period)"""
+
+
+def _fill_params(fill: tuple[Any, Any, Any]) -> dict[str, Any]:
+    return dict(zip(("fill_value", "fill_numerator", "fill_denominator"), fill, strict=True))
 
 
 # -- compute kinds: how a KPI turns a family's rollup into values --------------------------
@@ -175,20 +227,49 @@ class Compute:
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         return {}
 
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
+        """The rows of a record grain as one query (the rows `__call__` yields, less
+        null values), or None to go through Python."""
+        return None
+
+
+@dataclass
+class _SummedInSql(Compute):
+    """A compute on a summed family whose value is one SQL expression of its measures."""
+
+    family: Family
+
+    def value_sql(self) -> str:  # value, numerator, denominator
+        raise NotImplementedError
+
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
+        table = rollup_table(ctx, self.family, grain)
+        got = f"SELECT key, period, {self.value_sql()} FROM {table}"
+        return with_fill(ctx, grain, got, periods, dense, self.fill), {
+            "scale": getattr(self, "scale", 1.0),
+            **_fill_params(self.fill),
+        }
+
 
 def _pick(rollup: dict[Key, Any], grain: str) -> dict[tuple[str, str], Any]:
     return {(k, p): v for (g, k, p), v in rollup.items() if g == grain}
 
 
 @dataclass
-class Total(Compute):
+class Total(_SummedInSql):
     """A count or sum: value only."""
 
-    family: Family
     measure: str
 
     def __post_init__(self) -> None:
         self.fill = (0, None, None)
+
+    def value_sql(self) -> str:
+        return f"{self.measure} AS value, NULL AS numerator, NULL AS denominator"
 
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         i = self.family.measures.index(self.measure)
@@ -200,16 +281,19 @@ class Total(Compute):
 
 
 @dataclass
-class Ratio(Compute):
+class Ratio(_SummedInSql):
     """numerator ÷ denominator (× scale); null when the denominator is 0."""
 
-    family: Family
     num: str
     den: str
     scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.fill = (None, 0, 0)
+
+    def value_sql(self) -> str:  # as in values(): (scale × num) ÷ den, the same float steps
+        n, d = self.num, self.den
+        return f"CASE WHEN {d} <> 0 THEN :scale * {n} / {d} END AS value, {n} AS numerator, {d} AS denominator"
 
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         i, j = self.family.measures.index(self.num), self.family.measures.index(self.den)
@@ -227,16 +311,19 @@ class Ratio(Compute):
 
 
 @dataclass
-class Mean(Compute):
+class Mean(_SummedInSql):
     """sum ÷ n (× scale), reported with n as denominator and no numerator."""
 
-    family: Family
     total: str
     n: str
     scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.fill = (None, None, 0)
+
+    def value_sql(self) -> str:
+        t, n = self.total, self.n
+        return f"CASE WHEN {n} <> 0 THEN :scale * {t} / {n} END AS value, NULL AS numerator, {n} AS denominator"
 
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         i, j = self.family.measures.index(self.total), self.family.measures.index(self.n)
@@ -313,6 +400,11 @@ class ByGrain(Compute):
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         return self.special.get(grain, self.default).explain(ctx, grain, key, period)
 
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
+        return self.special.get(grain, self.default).record_sql(ctx, grain, periods, dense)
+
 
 @dataclass
 class RecordSql(Compute):
@@ -331,6 +423,13 @@ class RecordSql(Compute):
 
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
         return {(str(k), self.period): (v, n, d) for k, v, n, d in ctx.query(self.sql)}
+
+    def record_sql(
+        self, ctx: Context, grain: str, periods: tuple[str, ...], dense: tuple[str, ...]
+    ) -> RecordQuery | None:
+        got = f"""WITH r(key, value, numerator, denominator) AS ({self.sql})
+            SELECT key, '{self.period}' AS period, value, numerator, denominator FROM r"""
+        return with_fill(ctx, grain, got, periods, dense, self.fill), _fill_params(self.fill)
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         if not self.detail:

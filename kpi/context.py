@@ -27,9 +27,9 @@ _UNIVERSE_SQL = {
     "channel": """SELECT channel FROM k_persons WHERE channel IS NOT NULL
                   UNION SELECT channel FROM k_opps WHERE channel IS NOT NULL
                   UNION SELECT channel FROM main.spend WHERE channel IS NOT NULL""",
-    "account": "SELECT id FROM k_accounts",
-    "contact": "SELECT id FROM k_persons",
-    "opportunity": "SELECT id FROM k_opps",
+    "account": "SELECT id AS key FROM k_accounts",
+    "contact": "SELECT id AS key FROM k_persons",
+    "opportunity": "SELECT id AS key FROM k_opps",
 }
 
 
@@ -56,10 +56,17 @@ class Context:
             for seg in members:
                 self.seg_periods.setdefault(seg, []).append(label)
         self._memo: dict[str, Any] = {}
+        self._own_snapshot = False
         self._universe: dict[str, list[str]] = {}
 
     def open(self) -> Context:
         conn = self.conn
+        # One read snapshot for the whole compute, and one transaction for its temp
+        # tables: in autocommit every row written to a temp table is a transaction
+        # of its own, and a sync committing halfway would mix two states of the store.
+        self._own_snapshot = not conn.in_transaction
+        if self._own_snapshot:
+            conn.execute("BEGIN")
         conn.create_function("kpi_seg", 1, self.segments.index, deterministic=True)
         live.build(conn, self.as_of_text, self.segments.bounds)
         # lo, hi: the period is segments [lo, hi), so "before the period" is seg < lo
@@ -93,8 +100,17 @@ class Context:
         conn.execute("CREATE INDEX temp.k_period_seg_seg ON k_period_seg (seg)")
         return self
 
+    def end_snapshot(self) -> None:
+        """Commit the temp tables and let go of the read snapshot (before writing results)."""
+        if self._own_snapshot and self.conn.in_transaction:
+            self.conn.execute("COMMIT")
+        self._own_snapshot = False
+
     def close(self) -> None:
+        for key in [k for k in self._memo if k.startswith("table:")]:
+            self.conn.execute(f"DROP TABLE IF EXISTS temp.{self._memo.pop(key)}")
         live.drop(self.conn)
+        self.end_snapshot()
 
     def __enter__(self) -> Context:
         return self.open()
@@ -113,9 +129,15 @@ class Context:
         for name in families:
             self._memo.pop(f"sums:{name}", None)
             self._memo.pop(f"samples:{name}", None)
+            for key in [k for k in self._memo if k.startswith(f"table:{name}:")]:
+                self.conn.execute(f"DROP TABLE IF EXISTS temp.{self._memo.pop(key)}")
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, {"as_of": self.as_of_text, **(params or {})}).fetchall()
+
+    def universe_sql(self, grain: str) -> str:
+        """The SELECT listing a record grain's keys (column `key`)."""
+        return _UNIVERSE_SQL[grain]
 
     def universe(self, grain: str) -> list[str]:
         """Keys a grain reports even when nothing was counted for them."""

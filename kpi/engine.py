@@ -153,21 +153,36 @@ def compute(
         conn.execute(f"CREATE TEMP TABLE k_out ({', '.join(FIELDS)})")
         insert = f"INSERT INTO k_out VALUES ({', '.join('?' for _ in FIELDS)})"
         needed = [families_of(defn.compute) for defn, _ in chosen]
-        for i, (defn, wanted) in enumerate(chosen):
+        for i, (defn, grains_wanted) in enumerate(chosen):
             assert defn.compute is not None, defn.id
             began = time.perf_counter()
+            wanted, sparse = periods_wanted(ctx, defn, grains_wanted)
+            in_python: Wanted = {}
+            for grain, periods in wanted.items():
+                dense = tuple(p for p in periods if p not in sparse.get(grain, ()))
+                query = defn.compute.record_sql(ctx, grain, periods, dense) if grain in RECORD_GRAINS else None
+                if query is None:
+                    in_python[grain] = periods
+                    continue
+                sql, params = query
+                conn.execute(
+                    f"""INSERT INTO k_out SELECT :kpi, :grain, key, period, value, numerator, denominator, :unit
+                    FROM ({sql}) WHERE value IS NOT NULL""",
+                    {**params, "as_of": ctx.as_of_text, "kpi": defn.id, "grain": grain, "unit": defn.unit},
+                )
             # a record-level value that does not apply (yet) is no row: write-back
             # reads a missing row as null, and there are millions of records
             conn.executemany(
                 insert,
                 (
                     (defn.id, grain, key, period, value, num, den, defn.unit)
-                    for grain, key, period, value, num, den in defn.compute(ctx, *periods_wanted(ctx, defn, wanted))
+                    for grain, key, period, value, num, den in defn.compute(ctx, in_python, sparse)
                     if value is not None or grain not in RECORD_GRAINS
                 ),
             )
             timings[defn.id] = time.perf_counter() - began
             ctx.forget(needed[i] - set().union(*needed[i + 1 :]))
+        ctx.end_snapshot()
         began = time.perf_counter()
         computed_at = utc_now()
         pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
@@ -177,7 +192,7 @@ def compute(
             else:
                 conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
             conn.execute(
-                "INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out ORDER BY kpi, grain, key, period",
+                "INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out",
                 (computed_at,),
             )
         in_memory = store.path == ":memory:"

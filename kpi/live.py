@@ -129,10 +129,11 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         # an activity exists once logged (created_at); it is a touch or a
         # response once it happened (occurred_at); a meeting counts as booked
         # at its created_at (kpi-catalog.md, shared definitions)
-        f"""SELECT a.id, a.type, a.direction, a.owner_id, u.team, u.region,
-               m.person_id, coalesce(a.account_id, p.account_id) AS account_id, a.opportunity_id,
-               a.occurred_at, coalesce(a.created_at, a.occurred_at) AS created_at,
-               a.duration_s, a.outcome,
+        # (the person's account is looked up only for the activities without one)
+        f"""SELECT a.id, a.type, a.owner_id, u.team, m.person_id,
+               coalesce(a.account_id, (SELECT p.account_id FROM k_persons p WHERE p.id = m.person_id))
+                   AS account_id,
+               a.opportunity_id, a.occurred_at, a.duration_s,
                coalesce(a.occurred_at <= :as_of AND a.direction = 'outbound'
                         AND a.type IN {TOUCH_TYPES}, 0) AS is_touch,
                coalesce(a.occurred_at <= :as_of AND (a.direction = 'inbound'
@@ -147,7 +148,6 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         FROM main.activities a
         LEFT JOIN k_users u ON u.id = a.owner_id
         LEFT JOIN k_person_map m ON m.contact_id = a.contact_id
-        LEFT JOIN k_persons p ON p.id = m.person_id
         WHERE {_LIVE.format(t="a")} AND coalesce(a.created_at, a.occurred_at) <= :as_of""",
     ),
     (
@@ -160,6 +160,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
     ),
     (
         "k_touch",
+        # a view: the touches are read through the partial indexes on k_acts
         """SELECT id, person_id, opportunity_id, account_id, owner_id, type, occurred_at, seg
         FROM k_acts WHERE is_touch""",
     ),
@@ -238,20 +239,28 @@ INDEXES: dict[str, tuple[str, ...]] = {
     "k_persons": ("CREATE INDEX temp.k_persons_id ON k_persons (id)",),
     "k_lc": ("CREATE INDEX temp.k_lc_person ON k_lc (person_id, stage)",),
     "k_stages": ("CREATE INDEX temp.k_stages_person ON k_stages (person_id)",),
-    "k_opps": ("CREATE INDEX temp.k_opps_account ON k_opps (account_id)",),
+    "k_opps": (
+        "CREATE INDEX temp.k_opps_account ON k_opps (account_id)",
+        "CREATE INDEX temp.k_opps_id ON k_opps (id)",
+    ),
     "k_accounts": ("CREATE INDEX temp.k_accounts_id ON k_accounts (id)",),
-    "k_touch": (
-        "CREATE INDEX temp.k_touch_person ON k_touch (person_id, occurred_at)",
-        "CREATE INDEX temp.k_touch_opp ON k_touch (opportunity_id, occurred_at)",
+    "k_acts": (
+        "CREATE INDEX temp.k_touch_person ON k_acts (person_id, occurred_at) WHERE is_touch",
+        "CREATE INDEX temp.k_touch_opp ON k_acts (opportunity_id, occurred_at) WHERE is_touch AND opportunity_id IS NOT NULL",
     ),
 }
+# live "tables" that are views: no copy of a million rows when an index serves the reads
+VIEWS = frozenset({"k_touch"})
 
 
 def build(conn: sqlite3.Connection, as_of: str, bounds: Sequence[str]) -> None:
     """Create the temp tables for one compute (dropping any left from the last)."""
     drop(conn)
     for name, select in LIVE_TABLES:
-        conn.execute(f"CREATE TEMP TABLE {name} AS {inline_segments(select, bounds)}", {"as_of": as_of})
+        if name in VIEWS:
+            conn.execute(f"CREATE TEMP VIEW {name} AS {select}")
+        else:
+            conn.execute(f"CREATE TEMP TABLE {name} AS {inline_segments(select, bounds)}", {"as_of": as_of})
         for statement in INDEXES.get(name, ()):
             conn.execute(statement)
 
@@ -291,7 +300,7 @@ def segment_case(expr: str, bounds: Sequence[str]) -> str:
 
 def drop(conn: sqlite3.Connection) -> None:
     for name, _ in reversed(LIVE_TABLES):
-        conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        conn.execute(f"DROP {'VIEW' if name in VIEWS else 'TABLE'} IF EXISTS temp.{name}")
     conn.execute("DROP TABLE IF EXISTS temp.k_out")
     conn.execute("DROP TABLE IF EXISTS temp.k_periods")
     conn.execute("DROP TABLE IF EXISTS temp.k_period_seg")

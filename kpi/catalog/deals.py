@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kpisync.kpi.aggregate import ByGrain, Compute, Family, Mean, Median, Ratio, RecordSql, Total, sums
@@ -55,6 +55,34 @@ WORKED = Family(
     ("worked", "won"),
     by="period",
 )
+
+# WORKED counted without a row per opportunity and period: opportunities with the
+# same owner, created and closed segments and outcome are counted together, and a
+# period is its segments [lo, hi) (created before its end: created_seg < hi; not
+# closed before its start: closed_seg >= lo). `kpi explain` lists WORKED's rows.
+WORKED_BY_SEGMENTS = Family(
+    "opp_worked",
+    """WITH grouped AS (
+        SELECT owner_id, team, created_seg, closed_seg, won, count(*) AS n
+        FROM k_opps GROUP BY owner_id, team, created_seg, closed_seg, won)
+    SELECT NULL AS rec, p.label AS period, g.owner_id AS user_id, g.team, g.n AS worked,
+           g.n * (g.won AND g.closed_seg >= p.lo AND g.closed_seg < p.hi) AS won
+    FROM grouped g JOIN k_periods p
+      ON g.created_seg < p.hi AND (g.closed_seg IS NULL OR g.closed_seg >= p.lo)
+    WHERE p.kind <> 'all'""",
+    OTU,
+    ("worked", "won"),
+    by="period",
+)
+
+
+@dataclass
+class WorkedRatio(Ratio):
+    """A WORKED ratio rolled up from WORKED_BY_SEGMENTS (explain reads WORKED)."""
+
+    def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
+        return Ratio.values(replace(self, family=WORKED_BY_SEGMENTS), ctx, grain)
+
 
 CYCLE = Family(
     "opp_cycle",
@@ -173,14 +201,15 @@ DAYS_OPEN = RecordSql(
            NULL, NULL
     FROM k_opps"""
 )
+# the latest stage entry is looked up for open opportunities only (a few percent)
 DAYS_IN_CURRENT_STAGE = RecordSql(
     """SELECT o.id, CASE WHEN o.closed_at IS NULL THEN
-               (unixepoch(:as_of) - unixepoch(coalesce(h.entered_at, o.created_at))) / 86400.0
+               (unixepoch(:as_of) - unixepoch(coalesce(
+                   (SELECT max(h.entered_at) FROM main.opportunity_stage_history h
+                    WHERE h.opportunity_id = o.id AND h.entered_at <= :as_of),
+                   o.created_at))) / 86400.0
            END, NULL, NULL
-    FROM k_opps o
-    LEFT JOIN (SELECT opportunity_id, max(entered_at) AS entered_at
-               FROM main.opportunity_stage_history WHERE entered_at <= :as_of
-               GROUP BY opportunity_id) h ON h.opportunity_id = o.id"""
+    FROM k_opps o"""
 )
 
 # fmt: off
@@ -203,7 +232,7 @@ for defn in (
            "002 SDR win/loss", A, compute=Ratio(CLOSED, "won", "lost")),
     KpiDef("close_ratio", "Close ratio", "ratio", OTU,
            "won in P / opportunities worked in P (created before end, not closed before start)",
-           "002 #7", A, compute=Ratio(WORKED, "won", "worked")),
+           "002 #7", A, compute=WorkedRatio(WORKED, "won", "worked")),
     KpiDef("sales_cycle_days", "Sales cycle (days)", "days", ("org", "team", "user", "region"),
            "median of closed_at - created_at over won in P", "002 #6", A,
            compute=Median(CYCLE)),
