@@ -16,6 +16,7 @@ from typing import Any
 
 from kpisync.connectors.base import Change, FieldDef
 from kpisync.connectors.salesforce.client import SalesforceClient
+from kpisync.errors import RunError
 
 PERMISSION_SET = "KPI_Sync_Fields"
 GRAIN_OBJECTS: dict[str, tuple[str, ...]] = {
@@ -69,10 +70,9 @@ def provision(client: SalesforceClient, fields: Sequence[FieldDef], *, dry_run: 
         kind, precision, scale = field_type(f.unit)
         detail = f"{kind}({precision},{scale}) '{f.label}'"
         if not dry_run:
-            client.tooling(
-                "sobjects/CustomField",
-                method="POST",
-                json={
+            _create_field(
+                client,
+                {
                     "FullName": f"{obj}.{f.field}",
                     "Metadata": {
                         "type": kind,
@@ -89,6 +89,16 @@ def provision(client: SalesforceClient, fields: Sequence[FieldDef], *, dry_run: 
     changes += _grant(client, wanted, dry_run)
     client.forget_describe()
     return changes
+
+
+def _create_field(client: SalesforceClient, body: dict[str, Any]) -> None:
+    """POST a CustomField. A create whose answer was lost (reset, truncated body) is retried,
+    and the retry is told DUPLICATE_DEVELOPER_NAME: the field is there, which is what we wanted."""
+    try:
+        client.tooling("sobjects/CustomField", method="POST", json=body)
+    except RunError as exc:
+        if "DUPLICATE_DEVELOPER_NAME" not in str(exc):
+            raise
 
 
 def _grant(client: SalesforceClient, wanted: list[tuple[str, FieldDef]], dry_run: bool) -> list[Change]:

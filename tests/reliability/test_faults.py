@@ -167,6 +167,8 @@ def _cell(box: Any, fault: str, phase: str, crm: str, tmp_path: Path) -> None:
     fired = not box.server.faults.pending() or box.server.faults.pending()[0]["times"] < fault_spec(fault, crm)["times"]
     assert fired, f"the fault never fired ({len(box.server.log) - calls_before} calls)"
     box.server.faults.clear()
+    if fault in TRANSIENT:
+        assert completed, f"a retried {fault} stopped the run: {error}"
     if not completed:
         assert error and "\n" not in error.strip() and "Traceback" not in error, error
     db = Path(config.store_path)
