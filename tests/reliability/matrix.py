@@ -50,7 +50,23 @@ def kill_cells() -> list[tuple[str, str]]:
     return [(t, c) for t in KILL_TARGETS for c in CRMS]
 
 
-SECTIONS: dict[str, Any] = {"faults": fault_cells, "kill": kill_cells}
+BAD_CASES = (
+    "nulls in every field",
+    "unknown picklist values",
+    "dates in every CRM format",
+    "invalid dates",
+    "huge text (~114 kB)",
+    "unicode (CJK, RTL, emoji, zero-width)",
+    "amounts as strings",
+    "orphan references",
+)
+
+
+def bad_cells() -> list[tuple[str, str]]:
+    return [(b, c) for b in BAD_CASES for c in CRMS]
+
+
+SECTIONS: dict[str, Any] = {"faults": fault_cells, "kill": kill_cells, "bad": bad_cells}
 
 
 def _table_faults(outcomes: dict[tuple[str, ...], str]) -> list[str]:
@@ -70,7 +86,14 @@ def _table_kill(outcomes: dict[tuple[str, ...], str]) -> list[str]:
     return lines
 
 
-TABLES = {"faults": _table_faults, "kill": _table_kill}
+def _table_bad(outcomes: dict[tuple[str, ...], str]) -> list[str]:
+    lines = ["| bad data | salesforce | hubspot |", "|---|---|---|"]
+    for case in BAD_CASES:
+        lines.append(f"| {case} | " + " | ".join(outcomes[(case, crm)] for crm in CRMS) + " |")
+    return lines
+
+
+TABLES = {"faults": _table_faults, "kill": _table_kill, "bad": _table_bad}
 
 
 def collect(folder: Path) -> dict[str, dict[tuple[str, ...], str]]:
