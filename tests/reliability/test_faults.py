@@ -209,3 +209,47 @@ def test_committed_matrix_has_every_cell_passing() -> None:
     cells = [c for row in rows for c in row[3:]]
     assert cells and all(c.startswith(("pass", "n/a")) for c in cells), cells
     assert sum(c.startswith("pass") for c in cells) == len(fault_cells())
+
+
+# every create request provisioning sends, each losing its answer once (the CRM did the work)
+PROVISION_CREATES = {
+    "salesforce": (
+        r"/tooling/sobjects/CustomField$",
+        r"/sobjects/PermissionSet$",
+        r"/sobjects/FieldPermissions$",
+        r"/sobjects/PermissionSetAssignment$",
+    ),
+    "hubspot": (r"^/crm/v3/properties/[^/]+/groups$", r"^/crm/v3/properties/[^/]+$", r"/v3/schemas$"),
+}
+
+
+def _setup_records(box: Any) -> list[tuple[Any, ...]]:
+    """What provisioning created, as keys that must be unique."""
+    import json
+
+    if box.crm == "salesforce":
+        rows = box.org.conn.execute(
+            "SELECT obj, data FROM records WHERE obj IN ('FieldPermissions', 'PermissionSetAssignment', 'PermissionSet')"
+        ).fetchall()
+        keys = ("ParentId", "Field", "AssigneeId", "PermissionSetId", "Name")
+        return [(obj, *(json.loads(data).get(k) for k in keys)) for obj, data in rows]
+    out: list[tuple[Any, ...]] = [("schema", s["name"]) for s in box.portal.meta("schemas", [])]
+    for obj in ("contacts", "companies", "deals"):
+        out += [(obj, p["name"]) for p in box.portal.properties(obj)]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["reset", pytest.param("truncate", marks=pytest.mark.full_matrix)])
+def test_provisioning_survives_a_lost_answer_on_every_create(box: Any, kind: str) -> None:
+    config = tune(box)
+    for path in PROVISION_CREATES[box.crm]:
+        box.server.faults.add(Fault(kind=kind, path=path, method="POST", times=1))
+    assert any(c.done for c in jobs.provision(config))  # completes: a create that already happened is not an error
+    assert box.server.faults.pending() == [], "every create lost its answer once"
+    assert not any(c.done for c in jobs.provision(config))
+    created = _setup_records(box)
+    assert created and len(created) == len(set(created)), "a retried create made a duplicate"
+    assert jobs.sync(config).ok
+    jobs.compute(config)
+    assert jobs.writeback(config).failed == 0
+    assert_converged(box, config)
