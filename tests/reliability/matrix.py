@@ -20,7 +20,7 @@ PHASES = ("pull", "write-back", "provisioning")
 # fault → (how it is injected, in words) ; the specs are built in test_faults.py
 FAULTS: dict[str, str] = {
     "429 storm with Retry-After": "three 429s in a row, `Retry-After: 1`",
-    "429 storm without Retry-After": "three 429s in a row, no header (the client's own backoff)",
+    "429 storm without Retry-After": "two 429s in a row, no header (the client's own backoff: HubSpot waits 10 s each)",
     "5xx burst": "three 503s in a row",
     "connection reset mid-page": "half the body, then a TCP RST, twice",
     "truncated JSON": "half a JSON body with a full Content-Length, twice",

@@ -301,7 +301,12 @@ def test_dates_in_every_crm_format(org: Org) -> None:
     )
 
 
-def test_invalid_dates_are_quarantined_and_the_cursor_moves_on(org: Org, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("run", ["quick", pytest.param("full", marks=pytest.mark.full_matrix)])
+def test_invalid_dates_are_quarantined_and_the_cursor_moves_on(
+    org: Org, caplog: pytest.LogCaptureFixture, run: str
+) -> None:
+    if run == "quick" and org.crm != "salesforce":
+        pytest.skip("the default suite's bad-data share is Salesforce's; HubSpot's runs under full_matrix")
     before = sync_and_compute(org)
     if org.crm == "salesforce":
         deal = org.deal(

@@ -54,7 +54,7 @@ HS_DAILY = {
 def fault_spec(fault: str, crm: str) -> dict[str, Any]:
     return {
         "429 storm with Retry-After": {"kind": "status", "status": 429, "retry_after": 1, "times": 3},
-        "429 storm without Retry-After": {"kind": "status", "status": 429, "times": 3},
+        "429 storm without Retry-After": {"kind": "status", "status": 429, "times": 2},
         "5xx burst": {"kind": "status", "status": 503, "times": 3},
         "connection reset mid-page": {"kind": "reset", "times": 2},
         "truncated JSON": {"kind": "truncate", "times": 2},
