@@ -69,6 +69,7 @@ def _kill_after(config: Path, delay: float) -> None:
 
 # the default suite's quick kills are the full cycle's below (a cycle starts with a sync)
 @pytest.mark.full_matrix
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("kills", [pytest.param(50, id="full")])
 def test_sigkill_during_sync_never_corrupts_or_loses(box: Any, tmp_path: Path, kills: int) -> None:
     config = box.config_path
@@ -223,6 +224,7 @@ def test_sigkill_during_full_cycle_converges(box: Any, tmp_path: Path, kills: in
 
 
 @pytest.mark.full_matrix
+@pytest.mark.timeout(1500)  # 50 daemon start-ups: minutes on a loaded 2-core machine
 def test_sigkill_during_full_cycle_converges_big_org(big_box: Any, tmp_path: Path) -> None:
     _cycle_kills(big_box, tmp_path, 50, 5.0)
 
