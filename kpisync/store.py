@@ -30,12 +30,14 @@ from typing import Any
 
 import sqlite_utils
 
+from kpisync.errors import KpisyncError
 from kpisync.schema import CANONICAL_TABLES, INDEXES, QUARANTINE, TABLES, Table
 from kpisync.timestamps import utc_now
 
 
-class StoreError(Exception):
-    """The store file cannot be opened or written (path, permissions, disk full)."""
+class StoreError(KpisyncError):
+    """The store file cannot be opened or written (path, permissions, disk full): an
+    operational error the admin can fix, reported as one plain line (exit 1)."""
 
 
 # Conflict rules that are part of the schema's meaning, not of any one writer:

@@ -27,7 +27,7 @@ from typing import Any
 
 from kpisync.connectors.base import Connector, ObjectSpec, Page
 from kpisync.errors import AuthError, LimitReached, RunError
-from kpisync.store import Store
+from kpisync.store import Store, StoreError
 from kpisync.timestamps import utc_now
 
 log = logging.getLogger("kpisync.sync")
@@ -146,6 +146,11 @@ def sync(
     except AuthError as exc:
         summary.status, summary.error = "failed", str(exc)
         log.error("%s: stopped, credentials refused: %s", crm, exc)
+    except StoreError as exc:
+        # the store cannot take the page (disk full): the page's transaction rolled back
+        # with its cursor; record why, and let the caller report it
+        summary.status, summary.error = "failed", str(exc)
+        raise
     finally:
         summary.api_calls = connector.usage().calls - calls_before
         summary.finished_at = utc_now()

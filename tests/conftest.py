@@ -28,3 +28,32 @@ def shared_dir() -> Path:
 
 def env_without(*names: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+# ---------------------------------------------------------------- reliability doc (tests/reliability/matrix.py)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One folder per run (created by the controller, inherited by xdist workers) for matrix outcomes."""
+    import tempfile
+
+    if not hasattr(config, "workerinput") and "KPISYNC_RELIABILITY_CELLS" not in os.environ:
+        os.environ["KPISYNC_RELIABILITY_CELLS"] = tempfile.mkdtemp(prefix="kpisync-cells-")
+        config._kpisync_cells = os.environ["KPISYNC_RELIABILITY_CELLS"]  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import shutil
+
+    folder = getattr(session.config, "_kpisync_cells", None)
+    if folder is None:  # a worker, or a run inside a run
+        return
+    try:
+        from tests.reliability.matrix import write_doc
+
+        written = write_doc(Path(folder))
+        if written:
+            print(f"\ndocs/reliability.md: regenerated {', '.join(written)}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("KPISYNC_RELIABILITY_CELLS", None)

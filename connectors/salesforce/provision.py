@@ -16,6 +16,7 @@ from typing import Any
 
 from kpisync.connectors.base import Change, FieldDef
 from kpisync.connectors.salesforce.client import SalesforceClient
+from kpisync.errors import RunError
 
 PERMISSION_SET = "KPI_Sync_Fields"
 GRAIN_OBJECTS: dict[str, tuple[str, ...]] = {
@@ -69,10 +70,9 @@ def provision(client: SalesforceClient, fields: Sequence[FieldDef], *, dry_run: 
         kind, precision, scale = field_type(f.unit)
         detail = f"{kind}({precision},{scale}) '{f.label}'"
         if not dry_run:
-            client.tooling(
-                "sobjects/CustomField",
-                method="POST",
-                json={
+            _create_field(
+                client,
+                {
                     "FullName": f"{obj}.{f.field}",
                     "Metadata": {
                         "type": kind,
@@ -91,6 +91,27 @@ def provision(client: SalesforceClient, fields: Sequence[FieldDef], *, dry_run: 
     return changes
 
 
+def _create_field(client: SalesforceClient, body: dict[str, Any]) -> None:
+    """POST a CustomField. A create whose answer was lost (reset, truncated body) is retried,
+    and the retry is told DUPLICATE_DEVELOPER_NAME: the field is there, which is what we wanted."""
+    try:
+        client.tooling("sobjects/CustomField", method="POST", json=body)
+    except RunError as exc:
+        if "DUPLICATE_DEVELOPER_NAME" not in str(exc):
+            raise
+
+
+def _create_record(client: SalesforceClient, obj: str, body: dict[str, Any]) -> str | None:
+    """POST an sObject; None when it already exists. A create whose answer was lost is retried,
+    and the retry is told DUPLICATE_VALUE/DUPLICATE_DEVELOPER_NAME: the record is there."""
+    try:
+        return str(client.restful(f"sobjects/{obj}", method="POST", json=body)["id"])
+    except RunError as exc:
+        if "DUPLICATE_VALUE" not in str(exc) and "DUPLICATE_DEVELOPER_NAME" not in str(exc):
+            raise
+        return None
+
+
 def _grant(client: SalesforceClient, wanted: list[tuple[str, FieldDef]], dry_run: bool) -> list[Change]:
     found = _records(client, f"SELECT Id FROM PermissionSet WHERE Name = {_quote(PERMISSION_SET)}")
     changes: list[Change] = []
@@ -100,9 +121,9 @@ def _grant(client: SalesforceClient, wanted: list[tuple[str, FieldDef]], dry_run
         parent = None
         changes.append(Change("PermissionSet", PERMISSION_SET, "create permission set", done=False))
     else:
-        parent = client.restful(
-            "sobjects/PermissionSet", method="POST", json={"Name": PERMISSION_SET, "Label": "KPI Sync Fields"}
-        )["id"]
+        parent = _create_record(client, "PermissionSet", {"Name": PERMISSION_SET, "Label": "KPI Sync Fields"})
+        if parent is None:  # created by the attempt whose answer was lost
+            parent = _records(client, f"SELECT Id FROM PermissionSet WHERE Name = {_quote(PERMISSION_SET)}")[0]["Id"]
         changes.append(Change("PermissionSet", PERMISSION_SET, "create permission set", done=True))
     granted: dict[str, dict[str, Any]] = {}
     if parent:
@@ -122,10 +143,8 @@ def _grant(client: SalesforceClient, wanted: list[tuple[str, FieldDef]], dry_run
             if have:
                 client.restful(f"sobjects/FieldPermissions/{have['Id']}", method="PATCH", json=body)
             else:
-                client.restful(
-                    "sobjects/FieldPermissions",
-                    method="POST",
-                    json={"ParentId": parent, "SobjectType": obj, "Field": full, **body},
+                _create_record(
+                    client, "FieldPermissions", {"ParentId": parent, "SobjectType": obj, "Field": full, **body}
                 )
         changes.append(Change(obj, f.field, "grant field access", done=not dry_run, detail=PERMISSION_SET))
     user_id = client.session.user_id if client.session else None
@@ -137,11 +156,7 @@ def _grant(client: SalesforceClient, wanted: list[tuple[str, FieldDef]], dry_run
         )
         if not assigned:
             if not dry_run:
-                client.restful(
-                    "sobjects/PermissionSetAssignment",
-                    method="POST",
-                    json={"AssigneeId": user_id, "PermissionSetId": parent},
-                )
+                _create_record(client, "PermissionSetAssignment", {"AssigneeId": user_id, "PermissionSetId": parent})
             changes.append(
                 Change(
                     "PermissionSetAssignment",

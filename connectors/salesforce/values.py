@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date as _date
+from datetime import datetime as _datetime
 from typing import Any
 
 from kpisync.config import Mapping, ValueMap
+from kpisync.timestamps import BadTimestamp
 from kpisync.timestamps import normalize_ts as _normalize_ts
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -80,12 +83,19 @@ def normalize_ts(raw: Any) -> str | None:
     """
     if isinstance(raw, str):
         n = len(raw)
-        if n == 28 and raw[23:] == "+0000" and raw[10] == "T":
-            return raw[:19] + "Z"
-        if n == 24 and raw[23] == "Z" and raw[10] == "T":
-            return raw[:19] + "Z"
-        if n == 10 and raw[4] == "-" and raw[7] == "-" and raw[:4].isdigit():
-            return raw + "T00:00:00Z"
+        # the fast paths still check the calendar: a stored 2026-02-30 would break every KPI run
+        try:
+            if n == 28 and raw[23:] == "+0000" and raw[10] == "T":
+                _datetime.fromisoformat(raw[:19])
+                return raw[:19] + "Z"
+            if n == 24 and raw[23] == "Z" and raw[10] == "T":
+                _datetime.fromisoformat(raw[:19])
+                return raw[:19] + "Z"
+            if n == 10 and raw[4] == "-" and raw[7] == "-" and raw[:4].isdigit():
+                _date.fromisoformat(raw)
+                return raw + "T00:00:00Z"
+        except ValueError:
+            raise BadTimestamp(f"not a timestamp: {raw!r}") from None
     return _normalize_ts(raw)
 
 

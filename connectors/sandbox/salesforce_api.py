@@ -238,10 +238,27 @@ class SalesforceApi(LoginRoutes, BulkRoutes):
             return error(400, "INVALID_FIELD", f"No such column '{bad[0]}' on sobject of type {obj}")
         if obj == "PermissionSet" and self._exists("PermissionSet", "Name", body.get("Name")):
             return error(400, "DUPLICATE_DEVELOPER_NAME", "The API Name you entered is already in use", fields=["Name"])
+        # one grant per permission set and field, one assignment per user and set (as a real org)
+        unique = {
+            "FieldPermissions": ("ParentId", "Field"),
+            "PermissionSetAssignment": ("AssigneeId", "PermissionSetId"),
+        }
+        if obj in unique and self._exists_all(obj, {k: body.get(k) for k in unique[obj]}):
+            return error(
+                400, "DUPLICATE_VALUE", f"duplicate value found: {obj} already exists", fields=list(unique[obj])
+            )
         record_id = self.org.new_id(obj)
         stamp = self.org.now()
         self.org.insert_many(obj, [{**body, "Id": record_id, "CreatedDate": stamp, "SystemModstamp": stamp}])
         return Response(201, {"id": record_id, "success": True, "errors": []})
+
+    def _exists_all(self, obj: str, values: dict[str, Any]) -> bool:
+        where = " AND ".join(f"json_extract(data, '$.{k}') = ?" for k in values)
+        with self.org.lock:
+            row = self.org.conn.execute(
+                f"SELECT 1 FROM records WHERE obj = ? AND {where}", (obj, *values.values())
+            ).fetchone()
+        return row is not None
 
     def _exists(self, obj: str, fld: str, value: Any) -> bool:
         with self.org.lock:

@@ -8,6 +8,11 @@ A sandbox is a `Router` of `(method, path regex) → handler`; a handler gets a
     server.faults.add(Fault("reset", path=r"/query", times=1))       # connection reset mid-body
     server.faults.add(Fault("truncate", path=r"/query", times=1))    # half a JSON body
     server.faults.add(Fault("slow", delay_s=2.0, times=3))
+    server.faults.add(Fault("hook", path=r"/query", hook="expire_auth", after=2))  # mid-run event
+
+A `hook` fault calls `server.hooks[name]()` (registered by a sandbox or a test:
+sessions expire, a record is deleted…) and then serves the request as usual,
+so something can happen to the CRM at an exact moment of a run.
 
 The same switches are reachable over HTTP (`POST /__sandbox__/faults` with a
 JSON list of faults, `DELETE /__sandbox__/faults`), so a sandbox running in
@@ -97,7 +102,7 @@ class Router:
 
 @dataclass
 class Fault:
-    """kind: status | reset | truncate | slow. Applies to matching requests, `times` times (0: always)."""
+    """kind: status | reset | truncate | slow | hook. Applies to matching requests, `times` times (0: always)."""
 
     kind: str
     path: str = ".*"
@@ -109,6 +114,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     after: int = 0  # let this many matching requests through first
+    hook: str | None = None  # kind "hook": the name of the server.hooks callable to run
 
     def matches(self, request: Request) -> bool:
         if self.method and self.method.upper() != request.method:
@@ -170,6 +176,7 @@ class SandboxServer(ThreadingHTTPServer):
         self.router = router
         self.faults = FaultPlan()
         self.log: list[LoggedRequest] = []
+        self.hooks: dict[str, Callable[[], None]] = {}  # for faults of kind "hook"
         self._log_lock = threading.Lock()
         super().__init__((LOOPBACK, port), _RequestHandler)
         self.ca_bundle: Path | None = None
@@ -249,6 +256,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         fault = self.server.faults.take(request)
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay_s)
+            fault = None
+        if fault is not None and fault.kind == "hook":
+            self.server.hooks[fault.hook or ""]()
             fault = None
         if fault is not None and fault.kind == "status":
             headers = dict(fault.headers)

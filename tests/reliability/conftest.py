@@ -83,3 +83,108 @@ def store_path(config_path: Path) -> Path:
     from kpisync.config import load_config
 
     return Path(load_config(config_path).store_path)
+
+
+# ---------------------------------------------------------------- shared checks
+
+
+def tune(box: Any, **changes: Any) -> Any:
+    """The sandbox's config with fewer KPI periods (same code paths, a faster suite) plus `changes`."""
+    from kpisync.config import load_config
+
+    edit_config(box.config_path, kpi={"months": 2, "quarters": 1, "years": 0}, **changes)
+    return load_config(box.config_path)
+
+
+def use_oauth(box: Any) -> Any:
+    """HubSpot: OAuth (access tokens that expire) instead of the private-app token."""
+    from kpisync.connectors.sandbox.hubspot import OAUTH_CLIENT_ID
+
+    return tune(
+        box,
+        auth={
+            "method": "oauth",
+            "refresh_token": "${file:hubspot.refresh_token}",
+            "client_id": OAUTH_CLIENT_ID,
+            "client_secret": "${file:hubspot.client_secret}",
+        },
+    )
+
+
+def crm_field(box: Any, obj: str, record_id: str, field: str) -> float | None:
+    """What the sandbox CRM holds in a write-back field (Salesforce percent fields as 0–100)."""
+    from tests.test_cycle import crm_value
+
+    return crm_value(box.crm, box, obj, record_id, field)
+
+
+def _scale(box: Any, config: Any, field: str) -> float:
+    from tests.test_cycle import _percent_fields
+
+    return 100.0 if box.crm == "salesforce" and field in _percent_fields(config) else 1.0
+
+
+def assert_state_matches_crm(box: Any, config: Any) -> None:
+    """writeback_state never claims a value the CRM does not hold (no lost or phantom write)."""
+    from kpisync.sync import jobs
+
+    with jobs.opened(config, "check") as store:
+        state = store.conn.execute(
+            "SELECT object, record_id, field, value FROM writeback_state WHERE crm = ? AND coalesce(gone, 0) = 0",
+            (config.crm,),
+        ).fetchall()
+    for obj, record_id, field, value in state:
+        want = None if value in (None, "") else float(value) * _scale(box, config, field)
+        assert crm_field(box, obj, record_id, field) == pytest.approx(want, abs=1e-6), (obj, record_id, field)
+
+
+def assert_converged(box: Any, config: Any) -> int:
+    """Write-back converged: nothing left to write, and every write-back field in the CRM
+    equals kpi_values (rounded to the field). HubSpot scorecards exist once per key.
+    Returns the number of fields checked."""
+    from kpisync.sync import jobs
+    from kpisync.sync import writeback as wb
+    from tests.test_cycle import _scorecards, desired
+
+    with jobs.opened(config, "check") as store, jobs.connected(config) as connector:
+        assert wb.plan(store, connector, config.writeback_targets(), config.timezone) == []
+        want = desired(store, config, connector)
+    assert want
+    for (obj, record_id, field), value in want.items():
+        held = crm_field(box, obj, record_id, field)
+        assert held == pytest.approx(value * _scale(box, config, field), abs=1e-6), (obj, record_id, field)
+    if box.crm == "hubspot":
+        scorecard = {o for o, _r, _f in want if o.startswith("2-")}
+        for obj in scorecard:
+            keys = [r.get("kpi_scorecard_key") for r in _scorecards(box, obj)]
+            assert len(keys) == len(set(keys)), "a scorecard written twice"
+    return len(want)
+
+
+def integrity(db: Path) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- generated doc
+
+# Every test run records the matrix cells it covered into one folder (shared by the
+# xdist workers); the controller rewrites docs/reliability.md only when that run
+# covered every cell and every cell passed, so the doc never claims a cell not run.
+CELLS_ENV = "KPISYNC_RELIABILITY_CELLS"
+
+
+def record_cell(section: str, key: list[str], outcome: str) -> None:
+    import json
+    import uuid
+
+    folder = os.environ.get(CELLS_ENV)
+    if not folder:
+        return
+    path = Path(folder) / f"{uuid.uuid4().hex}.json"
+    path.write_text(json.dumps({"section": section, "key": key, "outcome": outcome}))
