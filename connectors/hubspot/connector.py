@@ -111,8 +111,11 @@ class HubSpotConnector:
 
     def pull(self, spec: ObjectSpec, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
         puller = Puller(self, spec)
-        if spec.options.get("kind") == "owners":
-            return puller.owners()
+        kind = spec.options.get("kind")
+        if kind == "owners":
+            return puller.owners(cursor, full=full)
+        if kind == "archived":
+            return puller.archived(cursor, full=full)
         if full or cursor is None:
             return puller.full()
         return puller.incremental(cursor)

@@ -1,8 +1,7 @@
 """Pulling one HubSpot object as a stream of Pages (hubspot-api.md §5).
 
 - Full pull (no cursor, or `full=True`): the list endpoint with `after` paging
-  (no 10,000 cap, associations inline), then the archived listing, then one
-  empty Page carrying the cursor: the time the listing started minus the
+  (no 10,000 cap, associations inline), then one empty Page carrying the cursor: the time the listing started minus the
   search-lag overlap. Records changed during the listing are found again by
   the next incremental pull.
 - Incremental pull: search on the modified-date property, `GTE cursor`,
@@ -13,8 +12,13 @@
   window starts at the last modified date reached, skipping the ids already
   seen at that instant; more than 10,000 rows at one instant are paged by
   `hs_object_id`. Associations come from the v4 batch read (search has none).
-- Deletions: the archived listing marks ids deleted; ids merged into a record
-  (`hs_merged_object_ids`, `hs_calculated_merged_vids`) are marked deleted too.
+- Deletions: the archived listing (its own `<object>.archived` row in OBJECTS)
+  marks ids deleted. Search cannot see archived records (§5.5), so the listing
+  runs when it is due — `schedule.deletions` after the last whole listing — and
+  on every full or first pull; otherwise it costs no call. Its cursor is the
+  time the last whole listing began. Ids merged into a record
+  (`hs_merged_object_ids`, `hs_calculated_merged_vids`) are marked deleted by
+  the object's own pull.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from kpisync.connectors.base import ObjectSpec, Page, Quarantined
 from kpisync.connectors.hubspot.mapping import map_record, merged_ids, ms
+from kpisync.config import parse_interval
 from kpisync.errors import RunError, SkippableRecord
 from kpisync.timestamps import format_ts, utc_now
 
@@ -56,7 +61,7 @@ class Puller:
     def __init__(self, connector: HubSpotConnector, spec: ObjectSpec) -> None:
         self.c = connector
         self.spec = spec
-        self.name = spec.name
+        self.name = spec.options.get("object", spec.name)  # an archived listing reads its crm object
         self.opts = spec.options
         self.prop = spec.cursor_field or "hs_lastmodifieddate"
 
@@ -98,7 +103,6 @@ class Puller:
                 batch = []
         if batch:
             yield self.page(batch, None)
-        yield from self.archived()
         yield Page({}, cursor=iso_ms(started))
 
     def _listing(
@@ -163,14 +167,26 @@ class Puller:
             stop.set()
             reader.join(timeout=self.c.config.connection.timeout_s + 1)
 
-    def archived(self) -> Iterator[Page]:
-        """Archived (deleted) records → deletion markers (§5.5: search cannot see them)."""
+    def due(self, cursor: str | None, *, full: bool) -> bool:
+        """Is an archived listing due? Always on a full or first pull; else `schedule.deletions` after the last."""
+        if full or cursor is None:
+            return True
+        every = parse_interval(self.c.config.schedule.deletions)
+        last = ms(cursor)
+        return every is None or last is None or time.time() * 1000 - last >= every.total_seconds() * 1000
+
+    def archived(self, cursor: str | None, *, full: bool) -> Iterator[Page]:
+        """Archived (deleted) records → deletion markers (§5.5: search cannot see them), when due."""
+        if not self.due(cursor, full=full):
+            return
+        started = int(time.time() * 1000)
         main = self.spec.tables[0]
         for records in self._listing(archived=True, properties=[], associations=[]):
             stamp = utc_now()
             markers = [{"id": str(r["id"]), "is_deleted": 1, "synced_at": stamp} for r in records]
             if markers:
                 yield Page({main: markers})
+        yield Page({}, cursor=iso_ms(started))  # only a whole listing counts as done
 
     # ------------------------------------------------------------ incremental
 
@@ -224,7 +240,6 @@ class Puller:
             else:
                 lo, skip = run_ms, set(run_ids)
             after = 0
-        yield from self.archived()
 
     def _instant(self, stamp: int, seen: set[str], props: list[str], ceiling: int) -> Iterator[Page]:
         """More than 10,000 records modified at one instant: page them by id (§5.3)."""
@@ -250,20 +265,25 @@ class Puller:
 
     # ------------------------------------------------------------ owners
 
-    def owners(self) -> Iterator[Page]:
-        for archived in (False, True):  # deactivated owners only appear with archived=true (§7.1)
-            after: str | None = None
-            while True:
-                data = self.c.client.json(
-                    "list owners",
-                    lambda a, kw, after=after, archived=archived: a.owners.get_page(
-                        limit=100, after=after, archived=archived, **kw
-                    ),
-                )
-                yield self.page(data.get("results") or [], None)
-                after = ((data.get("paging") or {}).get("next") or {}).get("after")
-                if not after:
-                    break
+    def owners(self, cursor: str | None, *, full: bool) -> Iterator[Page]:
+        """Active owners every run; deactivated ones (`owners.archived`, only listed with archived=true,
+        §7.1) when due, like the other archived listings. Owners have no search: read whole."""
+        archived = bool(self.opts.get("archived"))
+        if archived and not self.due(cursor, full=full):
+            return
+        started = int(time.time() * 1000)
+        after: str | None = None
+        while True:
+            data = self.c.client.json(
+                "list owners",
+                lambda a, kw, after=after: a.owners.get_page(limit=100, after=after, archived=archived, **kw),
+            )
+            yield self.page(data.get("results") or [], None)
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+        if archived:
+            yield Page({}, cursor=iso_ms(started))
 
 
 def _raw(record: dict[str, Any]) -> str:
