@@ -29,9 +29,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from kpisync.config import parse_interval
 from kpisync.connectors.base import ObjectSpec, Page, Quarantined
 from kpisync.connectors.hubspot.mapping import map_record, merged_ids, ms
-from kpisync.config import parse_interval
 from kpisync.errors import RunError, SkippableRecord
 from kpisync.timestamps import format_ts, utc_now
 
@@ -93,7 +93,7 @@ class Puller:
 
     def full(self) -> Iterator[Page]:
         started = int(time.time() * 1000) - OVERLAP_MS
-        props = self.c.properties_for(self.spec)
+        props = self.c.properties_for(self.spec, refresh=True)  # a full pull sees properties created since
         assoc = list(self.opts.get("associations") or ())
         batch: list[dict[str, Any]] = []
         for records in self._listing(archived=False, properties=props, associations=assoc):

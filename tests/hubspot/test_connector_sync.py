@@ -370,3 +370,25 @@ def test_round_trip_of_the_generated_small_org(tmp_path: Any) -> None:
         test_round_trip_canonical_org_through_the_portal(sb, load_config(sb.config_path), org, unmapped)
     finally:
         sb.stop()
+
+
+def test_a_mapped_property_the_portal_lacks_is_not_requested(sandbox: HubSpotSandbox, config: Config) -> None:
+    ghostly = config.model_copy(
+        update={
+            "mapping": config.mapping.model_copy(update={"nps_field": "ghost_nps", "churn_date_field": "churn_date"})
+        }
+    )
+    connector = HubSpotConnector(ghostly)
+    contacts = next(s for s in connector.objects() if s.name == "contacts")
+    companies = next(s for s in connector.objects() if s.name == "companies")
+    assert "ghost_nps" not in connector.properties_for(contacts)
+    assert "churn_date" in connector.properties_for(companies)  # a mapped property the portal has is read
+    assert "contacts.ghost_nps" in {r.name: r for r in connector.check()}["mapped properties"].detail
+    store = Store.open(":memory:")
+    drive(connector, store, objects=["contacts"])
+    assert not any("ghost_nps" in e.query for e in sandbox.server.log)
+    # created later: the next full sync (the nightly reconcile) reads the portal's properties again
+    sandbox.portal.add_property("contacts", {**sandbox.portal.properties("contacts")[0], "name": "ghost_nps"})
+    sandbox.server.reset_log()
+    drive(connector, store, objects=["contacts"], full=True)
+    assert any("ghost_nps" in e.query for e in sandbox.server.log)
