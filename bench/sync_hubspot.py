@@ -177,6 +177,9 @@ def main() -> None:
     counts: dict[str, int] = portal.info["counts"]
     records = sum(counts.values()) + portal.info["owners"]
 
+    # one untimed pass renders every record once in the portal (a real portal answers a page in ~100-300 ms
+    # but renders it server-side, in parallel): every contender below reads the same warm pages
+    floor(portal.info, connector)
     portal.ask("reset")
     started = time.perf_counter()
     summary = sync(connector, store, full=True)
@@ -184,11 +187,20 @@ def main() -> None:
     api_calls = portal.ask("calls")["calls"]
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert summary.status == "ok", summary
-    # list pages + one archived listing per object, owners active + archived, three pipelines
+    # list pages + one archived listing per object, owners active + archived, three pipelines, and the
+    # property list of each object whose mapping names properties beyond the row's own (to filter them)
+    ctx = connector.context()
+    property_lists = sum(
+        1
+        for spec in connector.objects()
+        if spec.options.get("kind") == "crm"
+        and ctx.mapped_fields(spec.options.get("mapper")) - set(spec.options.get("properties") or ())
+    )
     min_calls = (
         sum(max(1, math.ceil(n / 100)) + max(1, math.ceil(portal.info["archived"][t] / 100)) for t, n in counts.items())
         + 2
         + 3
+        + property_lists
     )
     print(
         f"kpisync full sync: {records} records in {seconds:.2f}s = {records / seconds:,.0f} records/s; "
@@ -201,7 +213,7 @@ def main() -> None:
     incremental = portal.ask("calls")
     print(
         f"no-change incremental: {incremental['calls']} API calls, {incremental['search']} searches "
-        f"({len(counts)} objects; the rest: owners, archived listings)",
+        f"({len(counts)} objects; the rest: the owners list, which has no search)",
         flush=True,
     )
 

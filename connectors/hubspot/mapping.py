@@ -237,7 +237,7 @@ _RAW = json.JSONEncoder(
 
 
 def _base(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"is_deleted": 0, "raw": _RAW(record), "synced_at": ctx.synced_at}
+    return {"is_deleted": 0, "raw": None, "synced_at": ctx.synced_at}  # raw: filled by map_record
 
 
 def merged_ids(record: dict[str, Any]) -> list[str]:
@@ -464,8 +464,12 @@ MAPPERS: dict[str, Callable[[dict[str, Any], Context, str], Rows]] = {
 }
 
 
-def map_record(mapper: str, record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
+def map_record(mapper: str, record: dict[str, Any], ctx: Context, object_type: str, raw: str | None = None) -> Rows:
+    """One record's rows; the main row (first table) keeps `raw`, the record's JSON as it came over the wire
+    (encoded again only when there is none, e.g. after associations were attached to a search result)."""
     try:
-        return MAPPERS[mapper](record, ctx, object_type)
+        rows = MAPPERS[mapper](record, ctx, object_type)
     except (KeyError, TypeError, ValueError, BadTimestamp) as exc:
         raise SkippableRecord(f"{object_type} {record.get('id')}: {type(exc).__name__}: {exc}") from None
+    next(iter(rows.values()))[0]["raw"] = raw if raw is not None else _RAW(record)
+    return rows

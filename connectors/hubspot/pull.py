@@ -67,21 +67,22 @@ class Puller:
 
     # ------------------------------------------------------------ pages
 
-    def page(self, records: list[dict[str, Any]], cursor: str | None) -> Page:
+    def page(self, records: list[dict[str, Any]], cursor: str | None, raws: list[str] | None = None) -> Page:
+        """Canonical rows of `records`; `raws`: each record's JSON text from the wire, kept as `raw`."""
         ctx = self.c.context()
         ctx.synced_at = utc_now()
         rows: dict[str, list[dict[str, Any]]] = {t: [] for t in self.spec.tables}
         quarantined: list[Quarantined] = []
         main = self.spec.tables[0]
-        for record in records:
+        for n, record in enumerate(records):
             if self.c.echo.is_own_write(
                 self.name, str(record.get("id")), (record.get("properties") or {}).get(self.prop)
             ):
                 continue  # nothing changed since our own write-back (docs/hubspot.md, "own echo")
             try:
-                mapped = map_record(self.opts["mapper"], record, ctx, self.name)
+                mapped = map_record(self.opts["mapper"], record, ctx, self.name, raws[n] if raws else None)
             except SkippableRecord as exc:
-                quarantined.append(Quarantined(str(record.get("id")), str(exc), _raw(record)))
+                quarantined.append(Quarantined(str(record.get("id")), str(exc), raws[n] if raws else _raw(record)))
                 continue
             for table, table_rows in mapped.items():
                 rows[table].extend(table_rows)
@@ -96,23 +97,25 @@ class Puller:
         props = self.c.properties_for(self.spec, refresh=True)  # a full pull sees properties created since
         assoc = list(self.opts.get("associations") or ())
         batch: list[dict[str, Any]] = []
-        for records in self._listing(archived=False, properties=props, associations=assoc):
+        raws: list[str] = []
+        for records, texts in self._listing(archived=False, properties=props, associations=assoc):
             batch.extend(records)
+            raws.extend(texts)
             if len(batch) >= STORE_BATCH:  # fewer, larger store transactions; the cursor moves at the end anyway
-                yield self.page(batch, None)
-                batch = []
+                yield self.page(batch, None, raws)
+                batch, raws = [], []
         if batch:
-            yield self.page(batch, None)
+            yield self.page(batch, None, raws)
         yield Page({}, cursor=iso_ms(started))
 
     def _listing(
         self, *, archived: bool, properties: list[str], associations: list[str]
-    ) -> Iterator[list[dict[str, Any]]]:
-        """List pages in `after` order. A reader thread fetches up to READ_AHEAD pages ahead while the
+    ) -> Iterator[tuple[list[dict[str, Any]], list[str]]]:
+        """List pages in `after` order, each as (records, their JSON texts). A reader thread fetches up to READ_AHEAD pages ahead while the
         caller maps and stores (one request in flight at a time: pacing and paging order are unchanged)."""
 
-        def fetch(after: str | None) -> dict[str, Any]:
-            return self.c.client.json(  # type: ignore[no-any-return]
+        def fetch(after: str | None) -> tuple[dict[str, Any], list[str]]:
+            return self.c.client.page(
                 f"list {self.name}",
                 lambda a, kw: a.objects.get_page(
                     self.name,
@@ -125,10 +128,11 @@ class Puller:
                 ),
             )
 
-        pages: queue.Queue[tuple[list[dict[str, Any]] | None, BaseException | None]] = queue.Queue(READ_AHEAD)
+        Item = tuple[tuple[list[dict[str, Any]], list[str]] | None, BaseException | None]
+        pages: queue.Queue[Item] = queue.Queue(READ_AHEAD)
         stop = threading.Event()
 
-        def put(item: tuple[list[dict[str, Any]] | None, BaseException | None]) -> None:
+        def put(item: Item) -> None:
             while not stop.is_set():
                 try:
                     pages.put(item, timeout=0.1)
@@ -141,11 +145,11 @@ class Puller:
             seen: set[str] = set()
             try:
                 while not stop.is_set():
-                    data = fetch(after)
+                    data, raws = fetch(after)
                     after = ((data.get("paging") or {}).get("next") or {}).get("after")
                     if after in seen:  # a paginator that repeats itself would loop forever
                         raise RunError(f"HubSpot list {self.name}: paging token {after!r} returned twice")
-                    put((data.get("results") or [], None))
+                    put(((data.get("results") or [], raws), None))
                     if not after:
                         put((None, None))
                         return
@@ -157,12 +161,12 @@ class Puller:
         reader.start()
         try:
             while True:
-                records, error = pages.get()
+                listed, error = pages.get()
                 if error is not None:
                     raise error
-                if records is None:
+                if listed is None:
                     return
-                yield records
+                yield listed
         finally:
             stop.set()
             reader.join(timeout=self.c.config.connection.timeout_s + 1)
@@ -181,7 +185,7 @@ class Puller:
             return
         started = int(time.time() * 1000)
         main = self.spec.tables[0]
-        for records in self._listing(archived=True, properties=[], associations=[]):
+        for records, _ in self._listing(archived=True, properties=[], associations=[]):
             stamp = utc_now()
             markers = [{"id": str(r["id"]), "is_deleted": 1, "synced_at": stamp} for r in records]
             if markers:
