@@ -57,14 +57,6 @@ class Page:
     def count(self) -> int:
         return sum(len(r) for r in self.rows.values())
 
-    def merge(self, other: Page) -> None:
-        """Append `other`'s rows and quarantined records; its cursor, when set, is the later one."""
-        for table, rows in other.rows.items():
-            self.rows.setdefault(table, []).extend(rows)
-        self.quarantined.extend(other.quarantined)
-        if other.cursor is not None:
-            self.cursor = other.cursor
-
 
 @dataclass(frozen=True)
 class CheckResult:

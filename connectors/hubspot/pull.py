@@ -26,8 +26,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from kpisync.config import parse_interval
 from kpisync.connectors.base import ObjectSpec, Page, Quarantined
@@ -38,12 +38,11 @@ from kpisync.timestamps import format_ts, utc_now
 if TYPE_CHECKING:
     from kpisync.connectors.hubspot.connector import HubSpotConnector
 
-T = TypeVar("T")
 SEARCH_CAP = 10_000
 SEARCH_LIMIT = 200
 LIST_LIMIT = 100
 OVERLAP_MS = 60_000  # search lags writes by seconds, reportedly up to ~30 s (§4)
-STORE_BATCH = 3_000  # canonical rows per Page of a full pull (one store transaction)
+STORE_BATCH = 1_000  # list records per Page of a full pull
 READ_AHEAD = 10  # list pages fetched ahead of the mapping
 
 
@@ -97,31 +96,23 @@ class Puller:
         started = int(time.time() * 1000) - OVERLAP_MS
         props = self.c.properties_for(self.spec, refresh=True)  # a full pull sees properties created since
         assoc = list(self.opts.get("associations") or ())
-        batch: Page | None = None
-        # mapped in the reader thread, so mapping overlaps the store's SQLite work (which releases the GIL)
-        for page in self._listing(archived=False, properties=props, associations=assoc, convert=self.page):
-            if batch is None:
-                batch = page
-            else:
-                batch.merge(page)
-            if batch.count() >= STORE_BATCH:  # fewer, larger store transactions; the cursor moves at the end anyway
-                yield batch
-                batch = None
-        if batch is not None:
-            yield batch
+        batch: list[dict[str, Any]] = []
+        raws: list[str] = []
+        for records, texts in self._listing(archived=False, properties=props, associations=assoc):
+            batch.extend(records)
+            raws.extend(texts)
+            if len(batch) >= STORE_BATCH:  # fewer, larger store transactions; the cursor moves at the end anyway
+                yield self.page(batch, None, raws)
+                batch, raws = [], []
+        if batch:
+            yield self.page(batch, None, raws)
         yield Page({}, cursor=iso_ms(started))
 
     def _listing(
-        self,
-        *,
-        archived: bool,
-        properties: list[str],
-        associations: list[str],
-        convert: Callable[[list[dict[str, Any]], None, list[str]], T] | None = None,
-    ) -> Iterator[T]:
-        """List pages in `after` order, each as `convert(records, None, their JSON texts)` run in a reader
-        thread that works up to READ_AHEAD pages ahead while the caller stores (one request in flight at a
-        time: pacing and paging order are unchanged); without `convert`, the records."""
+        self, *, archived: bool, properties: list[str], associations: list[str]
+    ) -> Iterator[tuple[list[dict[str, Any]], list[str]]]:
+        """List pages in `after` order, each as (records, their JSON texts). A reader thread fetches up to READ_AHEAD pages ahead while the
+        caller maps and stores (one request in flight at a time: pacing and paging order are unchanged)."""
 
         def fetch(after: str | None) -> tuple[dict[str, Any], list[str]]:
             return self.c.client.page(
@@ -137,7 +128,7 @@ class Puller:
                 ),
             )
 
-        Item = tuple[Any, BaseException | None]
+        Item = tuple[tuple[list[dict[str, Any]], list[str]] | None, BaseException | None]
         pages: queue.Queue[Item] = queue.Queue(READ_AHEAD)
         stop = threading.Event()
 
@@ -158,8 +149,7 @@ class Puller:
                     after = ((data.get("paging") or {}).get("next") or {}).get("after")
                     if after in seen:  # a paginator that repeats itself would loop forever
                         raise RunError(f"HubSpot list {self.name}: paging token {after!r} returned twice")
-                    records = data.get("results") or []
-                    put((records if convert is None else convert(records, None, raws), None))
+                    put(((data.get("results") or [], raws), None))
                     if not after:
                         put((None, None))
                         return
@@ -195,7 +185,7 @@ class Puller:
             return
         started = int(time.time() * 1000)
         main = self.spec.tables[0]
-        for records in self._listing(archived=True, properties=[], associations=[]):
+        for records, _ in self._listing(archived=True, properties=[], associations=[]):
             stamp = utc_now()
             markers = [{"id": str(r["id"]), "is_deleted": 1, "synced_at": stamp} for r in records]
             if markers:
