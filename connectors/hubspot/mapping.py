@@ -208,7 +208,7 @@ class Context:
 
     def deal_stage_properties(self) -> list[tuple[str, str, str]]:
         """(stage label, hs_v2_date_entered_<id>, hs_date_entered_<id>) per deal stage."""
-        key = ("deal", tuple((k, v.label) for k, v in self.deal_stages.items()))
+        key = ("deal", id(self.deal_stages), len(self.deal_stages))  # stages are read once per connector
         if key not in self._names:
             self._names[key] = [
                 (info.label, f"hs_v2_date_entered_{s}", f"hs_date_entered_{s}") for s, info in self.deal_stages.items()
