@@ -223,3 +223,19 @@ def test_properties_groups_and_schemas(sandbox: HubSpotSandbox) -> None:
     assert status == 200 and done["results"][0]["new"] is True
     sandbox.custom_objects = False
     assert raw(sandbox, "GET", "/crm/v3/schemas")[0] == 403
+
+
+def test_list_pages_kept_rendered_show_every_write(sandbox: HubSpotSandbox) -> None:
+    """The portal keeps rendered records between requests (bench speed); any write must show at once."""
+    path = "/crm/v3/objects/deals?limit=100&properties=dealname&associations=companies"
+    _, _, before = raw(sandbox, "GET", path)
+    _, _, again = raw(sandbox, "GET", path)
+    assert again == before and len(before["results"]) == 10
+    sandbox.change("deals", 18000000001, {"dealname": "Changed"})
+    sandbox.archive("deals", 18000000002)
+    new = sandbox.add("deals", {"dealname": "Brand new"}, {"companies": [5000000001]})
+    _, _, after = raw(sandbox, "GET", path)
+    names = {r["id"]: r["properties"]["dealname"] for r in after["results"]}
+    assert names["18000000001"] == "Changed" and "18000000002" not in names and names[str(new)] == "Brand new"
+    linked = next(r for r in after["results"] if r["id"] == str(new))["associations"]["companies"]["results"]
+    assert {link["id"] for link in linked} == {"5000000001"}
