@@ -26,7 +26,8 @@ class ObjectSpec:
 
     name: str  # CRM object name, also the sync_state key: "Opportunity", "deals"
     tables: tuple[str, ...]  # canonical tables its pages feed
-    cursor_field: str | None = None  # None: pulled whole each run (small objects: users, pipelines)
+    cursor_field: str | None = None  # None: no replication key, pulled whole (users; HubSpot's archived
+    # listings, whose cursor says when the last whole listing began)
     options: dict[str, Any] = field(default_factory=dict)  # connector-specific (fields, associations…)
 
 

@@ -147,6 +147,15 @@ def _schedule_expr(value: str) -> str:
 Schedule = Annotated[str, AfterValidator(_schedule_expr)]
 
 
+def _interval_expr(value: str) -> str:
+    if parse_interval(value) is None:
+        raise ValueError(f"{value!r} is not an interval (e.g. '1h', 'every 30 minutes'; '0s': every sync)")
+    return value
+
+
+Interval = Annotated[str, AfterValidator(_interval_expr)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -372,6 +381,12 @@ class ScheduleConfig(Strict):
     reconcile: Schedule = Field(
         "0 3 * * *",
         description="nightly full reconcile (deletions, missed rows); cron in `timezone`",
+    )
+    deletions: Interval = Field(
+        "1h",
+        description="HubSpot: how often an incremental sync also lists archived (deleted) records, which "
+        "search cannot see; a deletion shows within this interval plus one sync. Full syncs and the "
+        "reconcile always list them; '0s': every sync",
     )
 
 

@@ -130,6 +130,9 @@ def test_full_cycle_converges_and_stays_quiet(crm: tuple[str, Any, Config]) -> N
         sandbox.delete(touch_id)
     else:
         sandbox.archive("calls", int(touch_id))
+        # search cannot see archived records: they are listed on schedule.deletions (1h) — let it pass
+        with jobs.opened(config, "test") as store:
+            store.set_cursor("hubspot", "calls.archived", "2000-01-01T00:00:00.000Z")
     assert jobs.sync(config).ok
     with jobs.opened(config, "test") as store, jobs.connected(config) as connector:
         jobs.compute(config, store=store, as_of=as_of)

@@ -7,8 +7,9 @@ pacing, retries, OAuth refresh and fast raw reads.
   429s; errors become the kpisync error tree and `connectors/retry.py` retries
   what is retriable, honouring Retry-After.
 - Bulk reads use the generated APIs with `_preload_content=False` and parse
-  the body with `json.loads`: the client's model objects cost ~20× the parse.
-  Writes and small calls keep the models.
+  the body once (`wire.loads_page`, which also keeps each record's JSON text
+  for the store): the client's model objects cost ~20× the parse. Writes and
+  small calls keep the models.
 - The generated APIs are built once per token (each accessor builds a new
   pool, §2.1); an OAuth refresh rebuilds them.
 """
@@ -29,6 +30,7 @@ import urllib3
 from urllib3.util.retry import Retry
 
 from kpisync.config import Connection, HubSpotAuth
+from kpisync.connectors.hubspot.wire import loads_page
 from kpisync.connectors.retry import call_with_retry
 from kpisync.errors import AuthError, LimitReached, RetriableError, RunError
 
@@ -238,18 +240,22 @@ class HubSpotClient:
 
     def json(self, what: str, fn: Callable[[Apis, dict[str, Any]], Any], *, search: bool = False) -> Any:
         """A raw read: `fn(apis, kw)` calls a generated API with `**kw` (no model objects)."""
-        kw = {"_preload_content": False, "_request_timeout": self.timeout}
+        return self.call(what, lambda apis: json.loads(self._body(apis, fn)), search=search)
 
-        def run(apis: Apis) -> Any:
-            response = fn(apis, kw)
-            try:
-                data = response.data
-            finally:
-                response.release_conn()
-            self._note_headers(response.headers)
-            return json.loads(data)
+    def page(
+        self, what: str, fn: Callable[[Apis, dict[str, Any]], Any], *, search: bool = False
+    ) -> tuple[dict[str, Any], list[str]]:
+        """A raw read of a page: the parsed body and each result's own JSON text (`wire.loads_page`)."""
+        return self.call(what, lambda apis: loads_page(self._body(apis, fn)), search=search)
 
-        return self.call(what, run, search=search)
+    def _body(self, apis: Apis, fn: Callable[[Apis, dict[str, Any]], Any]) -> bytes:
+        response = fn(apis, {"_preload_content": False, "_request_timeout": self.timeout})
+        try:
+            data: bytes = response.data
+        finally:
+            response.release_conn()
+        self._note_headers(response.headers)
+        return data
 
     def model(self, what: str, fn: Callable[[Apis, dict[str, Any]], T]) -> T:
         return self.call(what, lambda apis: fn(apis, {"_request_timeout": self.timeout}))

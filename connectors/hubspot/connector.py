@@ -11,6 +11,7 @@ setup in `provision.py`; HTTP, pacing and retries in `client.py`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from kpisync.connectors.hubspot.objects import GRAIN_OBJECTS, OBJECTS, SCORECARD
 from kpisync.connectors.hubspot.pull import Puller
 from kpisync.errors import ConfigError, RunError
 
+log = logging.getLogger("kpisync.hubspot")
+
 
 class HubSpotConnector:
     crm = "hubspot"
@@ -37,6 +40,8 @@ class HubSpotConnector:
         self.echo = writeback.EchoLedger(Path(f"{config.store_path}.hubspot-echo.json"))
         self._context: Context | None = None
         self._scorecard: dict[str, Any] | bool | None = False  # False: not looked up yet
+        self._property_names: dict[str, set[str]] = {}
+        self._warned: set[tuple[str, frozenset[str]]] = set()
 
     # ------------------------------------------------------------ reading
 
@@ -80,10 +85,24 @@ class HubSpotConnector:
             raise
         return list(data.get("results") or [])
 
-    def properties_for(self, spec: ObjectSpec) -> list[str]:
+    def properties_for(self, spec: ObjectSpec, *, refresh: bool = False) -> list[str]:
+        """The `properties=` of a pull: the row's own (HubSpot-defined), the mapped ones the portal has, and
+        the date-entered property of every lifecycle/deal stage. A mapped property the portal lacks never
+        reaches a request (as Salesforce filters by describe); `doctor` names it."""
         ctx = self.context()
         names = list(spec.options.get("properties") or ())
-        names += sorted(ctx.mapped_fields(spec.options.get("mapper")))  # unknown names come back absent (§0)
+        mapped = ctx.mapped_fields(spec.options.get("mapper")) - set(names)
+        if mapped:
+            missing = mapped - self.property_names(spec.name, refresh=refresh)
+            if missing and (spec.name, frozenset(missing)) not in self._warned:
+                self._warned.add((spec.name, frozenset(missing)))
+                # info, not warning: an engagement rule's property lives on one engagement type only
+                log.info(
+                    "HubSpot %s: mapped properties not in the portal, not requested: %s (see kpisync doctor)",
+                    spec.name,
+                    ", ".join(sorted(missing)),
+                )
+            names += sorted(mapped - missing)
         if spec.name == "contacts":
             names += [
                 f"{prefix}{s}"
@@ -93,6 +112,14 @@ class HubSpotConnector:
         if spec.name == "deals":
             names += [f"hs_v2_date_entered_{s}" for s in ctx.deal_stages]
         return list(dict.fromkeys(names))
+
+    def property_names(self, object_type: str, *, refresh: bool = False) -> set[str]:
+        """The portal's property names of an object (GET /crm/v3/properties), read once per connector and
+        again on `refresh` (a full sync: the nightly reconcile sees properties created since)."""
+        if refresh or object_type not in self._property_names:
+            data = self.client.json(f"properties {object_type}", lambda a, kw: a.properties.get_all(object_type, **kw))
+            self._property_names[object_type] = {p["name"] for p in data.get("results") or []}
+        return self._property_names[object_type]
 
     def attach_associations(self, object_type: str, records: list[dict[str, Any]], to_types: list[str]) -> None:
         """Search results carry no associations (§4): one v4 batch read per type and page (§9)."""
@@ -111,8 +138,11 @@ class HubSpotConnector:
 
     def pull(self, spec: ObjectSpec, cursor: str | None, *, full: bool = False) -> Iterator[Page]:
         puller = Puller(self, spec)
-        if spec.options.get("kind") == "owners":
-            return puller.owners()
+        kind = spec.options.get("kind")
+        if kind == "owners":
+            return puller.owners(cursor, full=full)
+        if kind == "archived":
+            return puller.archived(cursor, full=full)
         if full or cursor is None:
             return puller.full()
         return puller.incremental(cursor)
@@ -140,6 +170,7 @@ class HubSpotConnector:
     def provision(self, fields: Sequence[FieldDef], *, dry_run: bool = False) -> list[Change]:
         changes = provisioning.provision(self, fields, dry_run=dry_run)
         self._scorecard = False
+        self._property_names.clear()
         return changes
 
     # ------------------------------------------------------------ doctor

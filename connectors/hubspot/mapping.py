@@ -168,6 +168,7 @@ class Context:
     ticket_stages: dict[str, Stage] = field(default_factory=dict)
     lifecycle_stage_ids: list[str] = field(default_factory=lambda: list(DEFAULT_LIFECYCLE))
     synced_at: str = ""
+    _names: dict[tuple[Any, ...], list[tuple[str, str, str]]] = field(default_factory=dict, repr=False)
 
     @cached_property
     def lifecycle(self) -> dict[str, str]:
@@ -192,6 +193,27 @@ class Context:
             "role": Lookup(m.role or DEFAULT_ROLE),
             "user_region": Lookup(m.user_region) if m.user_region else None,
         }
+
+    def lifecycle_properties(self) -> list[tuple[str, str, str]]:
+        """(canonical stage, hs_v2_date_entered_<id>, hs_date_entered_<id>) per mapped lifecycle stage."""
+        key = ("lifecycle", tuple(self.lifecycle_stage_ids))
+        if key not in self._names:
+            lifecycle = self.lifecycle
+            self._names[key] = [
+                (lifecycle[s], f"hs_v2_date_entered_{s}", f"hs_date_entered_{s}")
+                for s in self.lifecycle_stage_ids
+                if lifecycle.get(s)
+            ]
+        return self._names[key]
+
+    def deal_stage_properties(self) -> list[tuple[str, str, str]]:
+        """(stage label, hs_v2_date_entered_<id>, hs_date_entered_<id>) per deal stage."""
+        key = ("deal", id(self.deal_stages), len(self.deal_stages))  # stages are read once per connector
+        if key not in self._names:
+            self._names[key] = [
+                (info.label, f"hs_v2_date_entered_{s}", f"hs_date_entered_{s}") for s, info in self.deal_stages.items()
+            ]
+        return self._names[key]
 
     def mapped_fields(self, mapper: str | None = None) -> set[str]:
         """Properties the `mapping:` reads — for one mapper's object, or for all (doctor)."""
@@ -221,9 +243,12 @@ def first(record: dict[str, Any], to_type: str) -> str | None:
     results = (links.get(to_type) or {}).get("results") if links else None
     if not results:
         return None
-    if len(results) == 1:
-        return str(results[0]["id"])
-    return min((str(r["id"]) for r in results), key=lambda i: (len(i), i))
+    best = str(results[0]["id"])
+    for link in results:  # a pair comes twice (primary and unlabeled, §3.1): usually one id
+        rid = str(link["id"])
+        if rid != best and (len(rid), rid) < (len(best), best):  # numeric order of digit strings
+            best = rid
+    return best
 
 
 def _region(ctx: Context, props: dict[str, Any]) -> str | None:
@@ -237,7 +262,7 @@ _RAW = json.JSONEncoder(
 
 
 def _base(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"is_deleted": 0, "raw": _RAW(record), "synced_at": ctx.synced_at}
+    return {"is_deleted": 0, "raw": None, "synced_at": ctx.synced_at}  # raw: filled by map_record
 
 
 def merged_ids(record: dict[str, Any]) -> list[str]:
@@ -300,10 +325,9 @@ def map_contact(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
         **_base(record, ctx),
     }
     events = []
-    for stage_id in ctx.lifecycle_stage_ids:
-        stage = lifecycle.get(stage_id)
-        entered = p.get(f"hs_v2_date_entered_{stage_id}") or p.get(f"hs_date_entered_{stage_id}")
-        if stage and entered:
+    for stage, v2, v1 in ctx.lifecycle_properties():
+        entered = p.get(v2) or p.get(v1)
+        if entered:
             events.append({"contact_id": rid, "stage": stage, "entered_at": ts(entered), "source": "hs_date_entered"})
     return {"contacts": [row], "lifecycle_events": events}
 
@@ -341,10 +365,10 @@ def map_deal(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
         **_base(record, ctx),
     }
     history = []
-    for stage_id, info in ctx.deal_stages.items():
-        entered = p.get(f"hs_v2_date_entered_{stage_id}") or p.get(f"hs_date_entered_{stage_id}")
+    for label, v2, v1 in ctx.deal_stage_properties():
+        entered = p.get(v2) or p.get(v1)
         if entered:
-            history.append({"opportunity_id": rid, "stage": info.label, "entered_at": ts(entered), "amount": None})
+            history.append({"opportunity_id": rid, "stage": label, "entered_at": ts(entered), "amount": None})
     return {"opportunities": [row], "opportunity_stage_history": history}
 
 
@@ -363,11 +387,12 @@ def map_engagement(record: dict[str, Any], ctx: Context, object_type: str) -> Ro
     type_map, direction_map = ctx.maps["activity_type"], ctx.maps["activity_direction"]
     if type_map is not None and p.get(type_map.field) not in (None, ""):
         kind = type_map.lookup(p.get(type_map.field)) or kind
-    direction = {
-        "calls": CALL_DIRECTION.get(p.get("hs_call_direction") or ""),
-        "emails": EMAIL_DIRECTION.get(p.get("hs_email_direction") or ""),
-        "meetings": "outbound",
-    }.get(object_type)
+    if object_type == "calls":
+        direction = CALL_DIRECTION.get(p.get("hs_call_direction") or "")
+    elif object_type == "emails":
+        direction = EMAIL_DIRECTION.get(p.get("hs_email_direction") or "")
+    else:
+        direction = "outbound" if object_type == "meetings" else None
     if direction_map is not None and p.get(direction_map.field) not in (None, ""):
         direction = direction_map.lookup(p.get(direction_map.field)) or direction
     occurred = p.get("hs_timestamp")
@@ -464,8 +489,12 @@ MAPPERS: dict[str, Callable[[dict[str, Any], Context, str], Rows]] = {
 }
 
 
-def map_record(mapper: str, record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
+def map_record(mapper: str, record: dict[str, Any], ctx: Context, object_type: str, raw: str | None = None) -> Rows:
+    """One record's rows; the main row (first table) keeps `raw`, the record's JSON as it came over the wire
+    (encoded again only when there is none, e.g. after associations were attached to a search result)."""
     try:
-        return MAPPERS[mapper](record, ctx, object_type)
+        rows = MAPPERS[mapper](record, ctx, object_type)
     except (KeyError, TypeError, ValueError, BadTimestamp) as exc:
         raise SkippableRecord(f"{object_type} {record.get('id')}: {type(exc).__name__}: {exc}") from None
+    next(iter(rows.values()))[0]["raw"] = raw if raw is not None else _RAW(record)
+    return rows

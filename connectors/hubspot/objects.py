@@ -1,7 +1,11 @@
 """What kpisync pulls from HubSpot: one row per object (adding an object is adding a row).
 
 `options` keys:
-- `kind`: "crm" (CRM v3 objects: list, search, archived listing) or "owners".
+- `kind`: "crm" (CRM v3 objects: list, then search), "archived" (the archived
+  listing of a crm object: deletions, which search cannot see) or "owners".
+- `archived`: the listing reads archived records only (`<object>.archived` rows,
+  derived from the crm rows below: they run on `schedule.deletions`, on every
+  full sync and on the first; their cursor is when the last whole listing began).
 - `properties`: always requested; the connector adds mapped fields and the
   date-entered properties of every lifecycle/deal stage (from the pipelines).
 - `associations`: object types whose first associated id fills a canonical column.
@@ -30,7 +34,7 @@ def _engagement(name: str, *properties: str) -> ObjectSpec:
     )
 
 
-OBJECTS: tuple[ObjectSpec, ...] = (
+_OBJECTS: tuple[ObjectSpec, ...] = (
     ObjectSpec("owners", ("users",), None, {"kind": "owners", "mapper": "owner"}),
     ObjectSpec(
         "companies",
@@ -138,6 +142,22 @@ OBJECTS: tuple[ObjectSpec, ...] = (
         },
     ),
 )
+
+ARCHIVED_SUFFIX = ".archived"
+
+
+def _with_archived_listings(specs: tuple[ObjectSpec, ...]) -> tuple[ObjectSpec, ...]:
+    """Each object followed by its archived listing: deactivated owners (§7.1) and deleted records (§5.5)."""
+    out: list[ObjectSpec] = []
+    for spec in specs:
+        out.append(spec)
+        kind = "owners" if spec.options["kind"] == "owners" else "archived"
+        options = {**spec.options, "kind": kind, "archived": True, "object": spec.name}
+        out.append(ObjectSpec(spec.name + ARCHIVED_SUFFIX, spec.tables[:1], None, options))
+    return tuple(out)
+
+
+OBJECTS = _with_archived_listings(_OBJECTS)
 
 # Metadata read once per connector (not stored as rows): stage labels and closed/won flags.
 PIPELINE_OBJECTS = ("deals", "tickets", "contacts")

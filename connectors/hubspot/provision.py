@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from kpisync.connectors.base import Change, CheckResult, FieldDef
+from kpisync.connectors.base import Change, CheckResult, FieldDef, ObjectSpec
 from kpisync.connectors.hubspot.client import ApiError
 from kpisync.connectors.hubspot.objects import (
     GRAIN_OBJECTS,
@@ -71,8 +71,7 @@ def _custom_objects_available(conn: HubSpotConnector) -> bool:
 
 
 def _names(conn: HubSpotConnector, object_type: str) -> set[str]:
-    data = conn.client.json(f"properties {object_type}", lambda a, kw: a.properties.get_all(object_type, **kw))
-    return {p["name"] for p in data.get("results") or []}
+    return conn.property_names(object_type, refresh=True)
 
 
 def _create(conn: HubSpotConnector, what: str, call: Any) -> str:
@@ -186,18 +185,30 @@ def check(conn: HubSpotConnector) -> list[CheckResult]:
         except AuthError as exc:
             missing_scope.append(str(exc))
     results.append(CheckResult("scopes", not missing_scope, "; ".join(missing_scope) or "every object is readable"))
-    mapped = conn.context().mapped_fields()
     known: dict[str, set[str]] = {}
+    by_mapper: dict[str, list[ObjectSpec]] = {}
     for spec in OBJECTS:
         if spec.options.get("kind") == "crm":
+            by_mapper.setdefault(spec.options["mapper"], []).append(spec)
             try:
                 known[spec.name] = _names(conn, spec.name)
             except AuthError:  # already reported under "scopes"
                 known[spec.name] = set()
-    everywhere = set().union(*known.values())
-    absent = sorted(f for f in mapped if f not in everywhere and not f.startswith("hs_"))
+    absent: list[str] = []
+    for mapper, specs in by_mapper.items():
+        # one mapper serves all engagements: a rule's property need only exist on one of them (calls' disposition)
+        mapped = conn.context().mapped_fields(mapper) - {p for s in specs for p in s.options["properties"]}
+        have = set().union(*(known[s.name] for s in specs))
+        label = specs[0].name if len(specs) == 1 else "/".join(s.name for s in specs)
+        absent += [f"{label}.{name}" for name in sorted(mapped - have)]
     results.append(
-        CheckResult("mapped properties", not absent, f"not found: {', '.join(absent)}" if absent else "all found")
+        CheckResult(
+            "mapped properties",
+            not absent,
+            f"not in the portal (not read; fix mapping: or create them): {', '.join(absent)}"
+            if absent
+            else "all found",
+        )
     )
     targets = conn.config.writeback_targets()
     lacking = [

@@ -1,8 +1,7 @@
 """Pulling one HubSpot object as a stream of Pages (hubspot-api.md §5).
 
 - Full pull (no cursor, or `full=True`): the list endpoint with `after` paging
-  (no 10,000 cap, associations inline), then the archived listing, then one
-  empty Page carrying the cursor: the time the listing started minus the
+  (no 10,000 cap, associations inline), then one empty Page carrying the cursor: the time the listing started minus the
   search-lag overlap. Records changed during the listing are found again by
   the next incremental pull.
 - Incremental pull: search on the modified-date property, `GTE cursor`,
@@ -13,8 +12,13 @@
   window starts at the last modified date reached, skipping the ids already
   seen at that instant; more than 10,000 rows at one instant are paged by
   `hs_object_id`. Associations come from the v4 batch read (search has none).
-- Deletions: the archived listing marks ids deleted; ids merged into a record
-  (`hs_merged_object_ids`, `hs_calculated_merged_vids`) are marked deleted too.
+- Deletions: the archived listing (its own `<object>.archived` row in OBJECTS)
+  marks ids deleted. Search cannot see archived records (§5.5), so the listing
+  runs when it is due — `schedule.deletions` after the last whole listing — and
+  on every full or first pull; otherwise it costs no call. Its cursor is the
+  time the last whole listing began. Ids merged into a record
+  (`hs_merged_object_ids`, `hs_calculated_merged_vids`) are marked deleted by
+  the object's own pull.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from kpisync.config import parse_interval
 from kpisync.connectors.base import ObjectSpec, Page, Quarantined
 from kpisync.connectors.hubspot.mapping import map_record, merged_ids, ms
 from kpisync.errors import RunError, SkippableRecord
@@ -56,27 +61,28 @@ class Puller:
     def __init__(self, connector: HubSpotConnector, spec: ObjectSpec) -> None:
         self.c = connector
         self.spec = spec
-        self.name = spec.name
+        self.name = spec.options.get("object", spec.name)  # an archived listing reads its crm object
         self.opts = spec.options
         self.prop = spec.cursor_field or "hs_lastmodifieddate"
 
     # ------------------------------------------------------------ pages
 
-    def page(self, records: list[dict[str, Any]], cursor: str | None) -> Page:
+    def page(self, records: list[dict[str, Any]], cursor: str | None, raws: list[str] | None = None) -> Page:
+        """Canonical rows of `records`; `raws`: each record's JSON text from the wire, kept as `raw`."""
         ctx = self.c.context()
         ctx.synced_at = utc_now()
         rows: dict[str, list[dict[str, Any]]] = {t: [] for t in self.spec.tables}
         quarantined: list[Quarantined] = []
         main = self.spec.tables[0]
-        for record in records:
+        for n, record in enumerate(records):
             if self.c.echo.is_own_write(
                 self.name, str(record.get("id")), (record.get("properties") or {}).get(self.prop)
             ):
                 continue  # nothing changed since our own write-back (docs/hubspot.md, "own echo")
             try:
-                mapped = map_record(self.opts["mapper"], record, ctx, self.name)
+                mapped = map_record(self.opts["mapper"], record, ctx, self.name, raws[n] if raws else None)
             except SkippableRecord as exc:
-                quarantined.append(Quarantined(str(record.get("id")), str(exc), _raw(record)))
+                quarantined.append(Quarantined(str(record.get("id")), str(exc), raws[n] if raws else _raw(record)))
                 continue
             for table, table_rows in mapped.items():
                 rows[table].extend(table_rows)
@@ -88,27 +94,28 @@ class Puller:
 
     def full(self) -> Iterator[Page]:
         started = int(time.time() * 1000) - OVERLAP_MS
-        props = self.c.properties_for(self.spec)
+        props = self.c.properties_for(self.spec, refresh=True)  # a full pull sees properties created since
         assoc = list(self.opts.get("associations") or ())
         batch: list[dict[str, Any]] = []
-        for records in self._listing(archived=False, properties=props, associations=assoc):
+        raws: list[str] = []
+        for records, texts in self._listing(archived=False, properties=props, associations=assoc):
             batch.extend(records)
+            raws.extend(texts)
             if len(batch) >= STORE_BATCH:  # fewer, larger store transactions; the cursor moves at the end anyway
-                yield self.page(batch, None)
-                batch = []
+                yield self.page(batch, None, raws)
+                batch, raws = [], []
         if batch:
-            yield self.page(batch, None)
-        yield from self.archived()
+            yield self.page(batch, None, raws)
         yield Page({}, cursor=iso_ms(started))
 
     def _listing(
         self, *, archived: bool, properties: list[str], associations: list[str]
-    ) -> Iterator[list[dict[str, Any]]]:
-        """List pages in `after` order. A reader thread fetches up to READ_AHEAD pages ahead while the
+    ) -> Iterator[tuple[list[dict[str, Any]], list[str]]]:
+        """List pages in `after` order, each as (records, their JSON texts). A reader thread fetches up to READ_AHEAD pages ahead while the
         caller maps and stores (one request in flight at a time: pacing and paging order are unchanged)."""
 
-        def fetch(after: str | None) -> dict[str, Any]:
-            return self.c.client.json(  # type: ignore[no-any-return]
+        def fetch(after: str | None) -> tuple[dict[str, Any], list[str]]:
+            return self.c.client.page(
                 f"list {self.name}",
                 lambda a, kw: a.objects.get_page(
                     self.name,
@@ -121,10 +128,11 @@ class Puller:
                 ),
             )
 
-        pages: queue.Queue[tuple[list[dict[str, Any]] | None, BaseException | None]] = queue.Queue(READ_AHEAD)
+        Item = tuple[tuple[list[dict[str, Any]], list[str]] | None, BaseException | None]
+        pages: queue.Queue[Item] = queue.Queue(READ_AHEAD)
         stop = threading.Event()
 
-        def put(item: tuple[list[dict[str, Any]] | None, BaseException | None]) -> None:
+        def put(item: Item) -> None:
             while not stop.is_set():
                 try:
                     pages.put(item, timeout=0.1)
@@ -137,11 +145,11 @@ class Puller:
             seen: set[str] = set()
             try:
                 while not stop.is_set():
-                    data = fetch(after)
+                    data, raws = fetch(after)
                     after = ((data.get("paging") or {}).get("next") or {}).get("after")
                     if after in seen:  # a paginator that repeats itself would loop forever
                         raise RunError(f"HubSpot list {self.name}: paging token {after!r} returned twice")
-                    put((data.get("results") or [], None))
+                    put(((data.get("results") or [], raws), None))
                     if not after:
                         put((None, None))
                         return
@@ -153,24 +161,36 @@ class Puller:
         reader.start()
         try:
             while True:
-                records, error = pages.get()
+                listed, error = pages.get()
                 if error is not None:
                     raise error
-                if records is None:
+                if listed is None:
                     return
-                yield records
+                yield listed
         finally:
             stop.set()
             reader.join(timeout=self.c.config.connection.timeout_s + 1)
 
-    def archived(self) -> Iterator[Page]:
-        """Archived (deleted) records → deletion markers (§5.5: search cannot see them)."""
+    def due(self, cursor: str | None, *, full: bool) -> bool:
+        """Is an archived listing due? Always on a full or first pull; else `schedule.deletions` after the last."""
+        if full or cursor is None:
+            return True
+        every = parse_interval(self.c.config.schedule.deletions)
+        last = ms(cursor)
+        return every is None or last is None or time.time() * 1000 - last >= every.total_seconds() * 1000
+
+    def archived(self, cursor: str | None, *, full: bool) -> Iterator[Page]:
+        """Archived (deleted) records → deletion markers (§5.5: search cannot see them), when due."""
+        if not self.due(cursor, full=full):
+            return
+        started = int(time.time() * 1000)
         main = self.spec.tables[0]
-        for records in self._listing(archived=True, properties=[], associations=[]):
+        for records, _ in self._listing(archived=True, properties=[], associations=[]):
             stamp = utc_now()
             markers = [{"id": str(r["id"]), "is_deleted": 1, "synced_at": stamp} for r in records]
             if markers:
                 yield Page({main: markers})
+        yield Page({}, cursor=iso_ms(started))  # only a whole listing counts as done
 
     # ------------------------------------------------------------ incremental
 
@@ -224,7 +244,6 @@ class Puller:
             else:
                 lo, skip = run_ms, set(run_ids)
             after = 0
-        yield from self.archived()
 
     def _instant(self, stamp: int, seen: set[str], props: list[str], ceiling: int) -> Iterator[Page]:
         """More than 10,000 records modified at one instant: page them by id (§5.3)."""
@@ -250,20 +269,25 @@ class Puller:
 
     # ------------------------------------------------------------ owners
 
-    def owners(self) -> Iterator[Page]:
-        for archived in (False, True):  # deactivated owners only appear with archived=true (§7.1)
-            after: str | None = None
-            while True:
-                data = self.c.client.json(
-                    "list owners",
-                    lambda a, kw, after=after, archived=archived: a.owners.get_page(
-                        limit=100, after=after, archived=archived, **kw
-                    ),
-                )
-                yield self.page(data.get("results") or [], None)
-                after = ((data.get("paging") or {}).get("next") or {}).get("after")
-                if not after:
-                    break
+    def owners(self, cursor: str | None, *, full: bool) -> Iterator[Page]:
+        """Active owners every run; deactivated ones (`owners.archived`, only listed with archived=true,
+        §7.1) when due, like the other archived listings. Owners have no search: read whole."""
+        archived = bool(self.opts.get("archived"))
+        if archived and not self.due(cursor, full=full):
+            return
+        started = int(time.time() * 1000)
+        after: str | None = None
+        while True:
+            data = self.c.client.json(
+                "list owners",
+                lambda a, kw, after=after: a.owners.get_page(limit=100, after=after, archived=archived, **kw),
+            )
+            yield self.page(data.get("results") or [], None)
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                break
+        if archived:
+            yield Page({}, cursor=iso_ms(started))
 
 
 def _raw(record: dict[str, Any]) -> str:

@@ -88,6 +88,7 @@ class Portal:
         self.conn.executescript(_SCHEMA)
         self.lock = threading.RLock()
         self._meta_cache: dict[str, Any] = {}
+        self.generation = 0  # bumped by every write to records, associations or history (drops rendered JSON)
 
     def close(self) -> None:
         self.conn.close()
@@ -174,18 +175,21 @@ class Portal:
 
     def insert(self, object_type: str, rows: Iterable[tuple[int, dict[str, Any], int, int]]) -> None:
         """Bulk insert (id, props, created_ms, updated_ms); callers wrap in `batch()`."""
+        self.generation += 1
         self.conn.executemany(
             "INSERT OR REPLACE INTO records (type, id, props, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?)",
             ((object_type, i, json.dumps(p, separators=(",", ":")), c, u) for i, p, c, u in rows),
         )
 
     def associate(self, pairs: Iterable[tuple[str, int, str, int]]) -> None:
+        self.generation += 1
         rows = []
         for a_type, a_id, b_type, b_id in pairs:
             rows += [(a_type, a_id, b_type, b_id), (b_type, b_id, a_type, a_id)]
         self.conn.executemany("INSERT OR IGNORE INTO assoc VALUES (?, ?, ?, ?)", rows)
 
     def add_history(self, rows: Iterable[tuple[str, int, str, str, int, str]]) -> None:
+        self.generation += 1
         self.conn.executemany("INSERT INTO history VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def winner(self, object_type: str, record_id: int) -> tuple[Any, ...] | None:
@@ -206,6 +210,26 @@ class Portal:
                 "SELECT id, props, created_ms, updated_ms, archived, archived_ms FROM records "
                 "WHERE type=? AND id>? AND archived=? AND merged_into IS NULL ORDER BY id LIMIT ?",
                 (object_type, after, 1 if archived else 0, limit),
+            ).fetchall()
+
+    def list_ids(self, object_type: str, after: int, limit: int, archived: bool) -> list[int]:
+        with self.lock:
+            return [
+                r[0]
+                for r in self.conn.execute(
+                    "SELECT id FROM records WHERE type=? AND id>? AND archived=? AND merged_into IS NULL "
+                    "ORDER BY id LIMIT ?",
+                    (object_type, after, 1 if archived else 0, limit),
+                )
+            ]
+
+    def rows_by_id(self, object_type: str, ids: list[int]) -> list[tuple[Any, ...]]:
+        with self.lock:
+            marks = ",".join("?" * len(ids))
+            return self.conn.execute(
+                "SELECT id, props, created_ms, updated_ms, archived, archived_ms FROM records "
+                f"WHERE type=? AND id IN ({marks}) ORDER BY id",
+                (object_type, *ids),
             ).fetchall()
 
     def associations_of(self, object_type: str, ids: list[int], to_type: str) -> dict[int, list[int]]:
@@ -252,6 +276,7 @@ class Portal:
                 # a single-currency portal: HubSpot recalculates the home-currency amount
                 changes = {**changes, "amount_in_home_currency": changes["amount"]}
             stamp = max(at_ms or now_ms(), row[3] + 1)
+            self.generation += 1
             hist = []
             for name, value in changes.items():
                 value = None if value in ("", None) else str(value)
@@ -283,6 +308,7 @@ class Portal:
     def archive(self, object_type: str, record_id: int, at_ms: int | None = None) -> None:
         stamp = at_ms or now_ms()
         with self.lock:
+            self.generation += 1
             self.conn.execute(
                 "UPDATE records SET archived=1, archived_ms=?, updated_ms=? WHERE type=? AND id=?",
                 (stamp, stamp, object_type, record_id),
@@ -299,6 +325,7 @@ class Portal:
             props.update({k: v for k, v in json.loads(a[1]).items() if v is not None})
             new_id = self.next_id(object_type)
             props["hs_object_id"] = str(new_id)
+            self.generation += 1
             if object_type == "contacts":
                 props["hs_calculated_merged_vids"] = f"{a[0]}:{stamp};{b[0]}:{stamp}"
             else:

@@ -208,7 +208,10 @@ class SandboxServer(ThreadingHTTPServer):
         pass
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="sandbox", daemon=True)
+        # shutdown() waits for the serving loop's next poll: 0.05 s, not the default 0.5 s per stop
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="sandbox", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -216,6 +216,15 @@ def sandbox(tmp_path: Path, org: Store) -> Iterator[hubspot_sandbox.HubSpotSandb
     sb.stop()
 
 
+@pytest.fixture(scope="module")
+def shared_sandbox(tmp_path_factory: pytest.TempPathFactory, org: Store) -> Iterator[hubspot_sandbox.HubSpotSandbox]:
+    """One portal for the tests of a module that only read it: they never add, change, merge or archive
+    records, set limits, scopes or faults, or expire tokens (those take `sandbox`, a portal of their own)."""
+    sb = hubspot_sandbox.start(data_dir=tmp_path_factory.mktemp("shared") / "portal", canonical=org)
+    yield sb
+    sb.stop()
+
+
 @pytest.fixture
 def config(sandbox: hubspot_sandbox.HubSpotSandbox, tmp_path: Path) -> Any:
     return load_config(sandbox.config_path)

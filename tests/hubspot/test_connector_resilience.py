@@ -128,6 +128,6 @@ def test_pacing_stays_under_the_ten_second_budget(sandbox: HubSpotSandbox, confi
     drive(
         HubSpotConnector(tuned(config, requests_per_10s=6)),
         Store.open(":memory:"),
-        objects=["owners", "companies", "deals"],
+        objects=["owners", "owners.archived", "companies", "companies.archived", "deals", "deals.archived"],
     )
     assert len(sandbox.server.log) > 7 and all(e.status != 429 for e in sandbox.server.log)

@@ -12,6 +12,7 @@ import pytest
 from kpisync.config import Config
 from kpisync.connectors.hubspot import HubSpotConnector
 from kpisync.connectors.sandbox.hubspot import HubSpotSandbox
+from kpisync.errors import RunError
 from kpisync.store import Store
 
 from .conftest import drive
@@ -148,6 +149,16 @@ def test_round_trip_canonical_org_through_the_portal(
     assert pulled.count("quarantine") == 0
 
 
+def age_archived_listings(store: Store, hours: float = 2) -> None:
+    """As if the last archived listings ran `hours` ago (`schedule.deletions` defaults to 1h)."""
+    import kpisync.connectors.hubspot.pull as pull
+
+    stamp = pull.iso_ms(int((time.time() - hours * 3600) * 1000))
+    for name in store.cursors("hubspot"):
+        if name.endswith(".archived"):
+            store.set_cursor("hubspot", name, stamp)
+
+
 def test_incremental_after_inserts_updates_archives_merges(sandbox: HubSpotSandbox, config: Config) -> None:
     store = Store.open(":memory:")
     connector = HubSpotConnector(config)
@@ -170,13 +181,18 @@ def test_incremental_after_inserts_updates_archives_merges(sandbox: HubSpotSandb
     assert rows(store, "opportunities", ("name", "amount"), "id = '18000000003'") == [
         {"name": "Renamed deal", "amount": 1234.5}
     ]
-    assert store.count("activities", "id = '60000000002' AND is_deleted = 1") == 1
     assert store.count("accounts", "id IN ('5000000001', '5000000002') AND is_deleted = 1") == 2
     assert store.count("accounts", f"id = '{survivor}' AND is_deleted = 0") == 1
     searches = sandbox.server.calls(r"/search$")
     assert searches == len(
         [s for s in connector.objects() if s.cursor_field]
     )  # one search per object when little changed
+    # the archive is not searchable (§5.5) and the archived listings ran minutes ago: not seen yet
+    assert sandbox.server.calls(r"/crm/v3/objects/[a-z]+$") == 0
+    assert store.count("activities", "id = '60000000002' AND is_deleted = 1") == 0
+    age_archived_listings(store)  # `schedule.deletions` (1h) later
+    drive(connector, store)
+    assert store.count("activities", "id = '60000000002' AND is_deleted = 1") == 1
 
 
 def test_no_change_incremental_makes_one_search_per_object(sandbox: HubSpotSandbox, config: Config) -> None:
@@ -189,7 +205,58 @@ def test_no_change_incremental_makes_one_search_per_object(sandbox: HubSpotSandb
     crm_objects = [s.name for s in connector.objects() if s.cursor_field]
     assert sandbox.server.calls(r"/search$") == len(crm_objects)
     assert sandbox.server.calls(r"/crm/v4/") == 0  # nothing found, no association reads
+    # owners have no search: the active list is read whole (one call); nothing else is asked
+    assert sandbox.server.calls() == len(crm_objects) + 1
+    assert sandbox.server.calls("/owners") == 1
     assert store.cursors("hubspot") == cursors or all(store.cursors("hubspot")[k] >= cursors[k] for k in cursors)
+
+
+def test_archived_listings_run_when_due_and_on_every_full_sync(sandbox: HubSpotSandbox, config: Config) -> None:
+    store = Store.open(":memory:")
+    connector = HubSpotConnector(config)
+    drive(connector, store)
+    listed = {name: cursor for name, cursor in store.cursors("hubspot").items() if name.endswith(".archived")}
+    assert len(listed) == len([s for s in connector.objects() if s.cursor_field]) + 1  # and owners.archived
+    sandbox.archive("tickets", 31000000001)
+    sandbox.server.reset_log()
+    drive(connector, store, full=True)  # the nightly reconcile / --full lists them whatever the cadence
+    assert sandbox.server.calls(r"/crm/v3/objects/tickets$") == 2  # the listing, then the archived listing
+    assert store.count("cases", "id = '31000000001' AND is_deleted = 1") == 1
+    assert all(store.get_cursor("hubspot", name) >= cursor for name, cursor in listed.items())
+    # due: only the listings whose cursor is older than schedule.deletions run
+    store.set_cursor("hubspot", "deals.archived", "2000-01-01T00:00:00.000Z")
+    sandbox.server.reset_log()
+    drive(connector, store)
+    assert [e.query for e in sandbox.server.log if "archived=True" in e.query or "archived=true" in e.query] != []
+    assert {e.path for e in sandbox.server.log if "archived=true" in e.query.lower()} == {"/crm/v3/objects/deals"}
+    assert store.get_cursor("hubspot", "deals.archived") > "2020"
+
+
+def test_deletions_every_sync_when_configured(sandbox: HubSpotSandbox, config: Config) -> None:
+    every_sync = config.model_copy(update={"schedule": config.schedule.model_copy(update={"deletions": "0s"})})
+    store = Store.open(":memory:")
+    connector = HubSpotConnector(every_sync)
+    drive(connector, store)
+    sandbox.archive("calls", 60000000002)
+    sandbox.server.reset_log()
+    drive(connector, store)
+    assert store.count("activities", "id = '60000000002' AND is_deleted = 1") == 1
+    assert sandbox.server.calls(r"/crm/v3/objects/[a-z]+$") == len([s for s in connector.objects() if s.cursor_field])
+
+
+def test_an_interrupted_archived_listing_is_not_counted_as_done(sandbox: HubSpotSandbox, config: Config) -> None:
+    from kpisync.connectors.sandbox.server import Fault
+
+    store = Store.open(":memory:")
+    connector = HubSpotConnector(config)
+    drive(connector, store, objects=["calls"])
+    sandbox.server.faults.add(Fault("status", path=r"/crm/v3/objects/calls$", status=400, times=0))
+    with pytest.raises(RunError, match="400"):
+        drive(connector, store, objects=["calls.archived"])
+    sandbox.server.faults.clear()
+    assert store.get_cursor("hubspot", "calls.archived") is None  # so the next sync lists them again
+    drive(connector, store, objects=["calls.archived"])
+    assert store.get_cursor("hubspot", "calls.archived") is not None
 
 
 def test_equal_timestamps_across_page_edges(sandbox: HubSpotSandbox, config: Config) -> None:
@@ -303,3 +370,25 @@ def test_round_trip_of_the_generated_small_org(tmp_path: Any) -> None:
         test_round_trip_canonical_org_through_the_portal(sb, load_config(sb.config_path), org, unmapped)
     finally:
         sb.stop()
+
+
+def test_a_mapped_property_the_portal_lacks_is_not_requested(sandbox: HubSpotSandbox, config: Config) -> None:
+    ghostly = config.model_copy(
+        update={
+            "mapping": config.mapping.model_copy(update={"nps_field": "ghost_nps", "churn_date_field": "churn_date"})
+        }
+    )
+    connector = HubSpotConnector(ghostly)
+    contacts = next(s for s in connector.objects() if s.name == "contacts")
+    companies = next(s for s in connector.objects() if s.name == "companies")
+    assert "ghost_nps" not in connector.properties_for(contacts)
+    assert "churn_date" in connector.properties_for(companies)  # a mapped property the portal has is read
+    assert "contacts.ghost_nps" in {r.name: r for r in connector.check()}["mapped properties"].detail
+    store = Store.open(":memory:")
+    drive(connector, store, objects=["contacts"])
+    assert not any("ghost_nps" in e.query for e in sandbox.server.log)
+    # created later: the next full sync (the nightly reconcile) reads the portal's properties again
+    sandbox.portal.add_property("contacts", {**sandbox.portal.properties("contacts")[0], "name": "ghost_nps"})
+    sandbox.server.reset_log()
+    drive(connector, store, objects=["contacts"], full=True)
+    assert any("ghost_nps" in e.query for e in sandbox.server.log)

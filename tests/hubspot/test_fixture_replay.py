@@ -115,3 +115,26 @@ def test_a_broken_record_is_skippable(ctx: Context) -> None:
     record["properties"]["hs_timestamp"] = "yesterday-ish"
     with pytest.raises(SkippableRecord, match="calls 60112233401"):
         map_record("engagement", record, ctx, "calls")
+
+
+def test_every_fixture_body_parses_as_json_loads_does_keeping_each_result_text() -> None:
+    from kpisync.connectors.hubspot.wire import loads_page
+
+    bodies = [f for f in sorted(FIXTURES.glob("*.json")) if isinstance(load(f.name), dict)]
+    assert len(bodies) > 30
+    for file in bodies:
+        text = file.read_bytes()
+        data, raws = loads_page(text)
+        assert data == json.loads(text), file.name
+        assert [json.loads(r) for r in raws] == (data.get("results") or []), file.name
+        if data.get("results"):
+            assert all(r.startswith("{") and r.endswith("}") for r in raws), file.name  # exact slices
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 5, 10])
+def test_a_cut_short_page_body_is_a_json_error(cut: int) -> None:
+    from kpisync.connectors.hubspot.wire import loads_page
+
+    text = (FIXTURES / "contacts_page.json").read_bytes()
+    with pytest.raises(json.JSONDecodeError):
+        loads_page(text[: len(text) * cut // 11])

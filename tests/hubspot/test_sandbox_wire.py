@@ -73,7 +73,8 @@ OPTIONAL = {"results[].url", "results[].archivedAt", "paging", "paging.next", "p
         ("pipelines_tickets.json", "/crm/v3/pipelines/tickets"),
     ],
 )
-def test_response_key_structure_matches_fixtures(sandbox: HubSpotSandbox, fixture_name: str, path: str) -> None:
+def test_response_key_structure_matches_fixtures(shared_sandbox: HubSpotSandbox, fixture_name: str, path: str) -> None:
+    sandbox = shared_sandbox  # read-only: the module's shared portal
     status, headers, body = raw(sandbox, "GET", path)
     assert status == 200
     theirs, ours = shape(fixture(fixture_name)), shape(body)
@@ -82,7 +83,8 @@ def test_response_key_structure_matches_fixtures(sandbox: HubSpotSandbox, fixtur
     assert headers["X-HubSpot-RateLimit-Max"] and headers["X-HubSpot-RateLimit-Daily-Remaining"]
 
 
-def test_search_shape_cap_and_no_rate_headers(sandbox: HubSpotSandbox) -> None:
+def test_search_shape_cap_and_no_rate_headers(shared_sandbox: HubSpotSandbox) -> None:
+    sandbox = shared_sandbox  # read-only: the module's shared portal
     body = {
         "filterGroups": [{"filters": [{"propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": "0"}]}],
         "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
@@ -99,7 +101,8 @@ def test_search_shape_cap_and_no_rate_headers(sandbox: HubSpotSandbox) -> None:
     assert status == 400
 
 
-def test_real_client_models_and_repeated_parameters(sandbox: HubSpotSandbox) -> None:
+def test_real_client_models_and_repeated_parameters(shared_sandbox: HubSpotSandbox) -> None:
+    sandbox = shared_sandbox  # read-only: the module's shared portal
     api = client(sandbox)
     page = api.crm.contacts.basic_api.get_page(
         limit=3, properties=["email", "lifecyclestage"], associations=["companies"], archived=False
@@ -220,3 +223,19 @@ def test_properties_groups_and_schemas(sandbox: HubSpotSandbox) -> None:
     assert status == 200 and done["results"][0]["new"] is True
     sandbox.custom_objects = False
     assert raw(sandbox, "GET", "/crm/v3/schemas")[0] == 403
+
+
+def test_list_pages_kept_rendered_show_every_write(sandbox: HubSpotSandbox) -> None:
+    """The portal keeps rendered records between requests (bench speed); any write must show at once."""
+    path = "/crm/v3/objects/deals?limit=100&properties=dealname&associations=companies"
+    _, _, before = raw(sandbox, "GET", path)
+    _, _, again = raw(sandbox, "GET", path)
+    assert again == before and len(before["results"]) == 10
+    sandbox.change("deals", 18000000001, {"dealname": "Changed"})
+    sandbox.archive("deals", 18000000002)
+    new = sandbox.add("deals", {"dealname": "Brand new"}, {"companies": [5000000001]})
+    _, _, after = raw(sandbox, "GET", path)
+    names = {r["id"]: r["properties"]["dealname"] for r in after["results"]}
+    assert names["18000000001"] == "Changed" and "18000000002" not in names and names[str(new)] == "Brand new"
+    linked = next(r for r in after["results"] if r["id"] == str(new))["associations"]["companies"]["results"]
+    assert {link["id"] for link in linked} == {"5000000001"}
