@@ -354,8 +354,12 @@ def test_customers_churn_answer_surveys_and_open_cases(org: tuple[Store, OrgSumm
 
 
 def test_quotas_cover_every_month_for_quota_carriers(store: Store) -> None:
-    months = "SELECT DISTINCT period_start FROM quotas WHERE user_id IS NOT NULL"
+    monthly = "julianday(period_end) - julianday(period_start) < 32"
+    months = f"SELECT DISTINCT period_start FROM quotas WHERE user_id IS NOT NULL AND {monthly}"
     assert _count(store, months) == 16  # 2025-08 .. 2026-11
+    # quotas are keyed by period_end too, so reps carry quarterly quotas beside the monthly ones
+    quarters = f"SELECT DISTINCT period_start FROM quotas WHERE user_id IS NOT NULL AND NOT ({monthly})"
+    assert _count(store, quarters) == 6  # 2025-Q3 .. 2026-Q4
     carriers = _values(store, "SELECT id FROM users WHERE role IN ('ae', 'am')")
     assert _values(store, "SELECT user_id FROM quotas WHERE user_id IS NOT NULL") == carriers
     assert _count(store, "SELECT 1 FROM quotas WHERE user_id IS NULL") >= 3

@@ -95,12 +95,11 @@ def _next_month(month: date) -> date:
 
 
 def add_quotas(w: World) -> None:
-    """Monthly revenue quotas for AEs and AMs, quarterly team quotas.
+    """Monthly and quarterly revenue quotas for AEs and AMs, quarterly team quotas.
 
-    The quotas primary key is (user_id, team, period_start), so a rep's
-    quarterly quota would collide with their monthly quota for the quarter's
-    first month; reps get quarterly quotas too only once `period_end` is part
-    of that key.
+    A rep's quarterly quota starts on the same day as the quarter's first
+    monthly one; both fit because `period_end` is part of the quotas key
+    (the spec's key leaves it out; older stores are migrated).
     """
     rng = w.rng
     months = _window_months(w)
