@@ -60,6 +60,11 @@ def desired(store: Store, config: Config, connector: Any) -> dict[tuple[str, str
     """What every write-back field should hold now, by planning against an empty state."""
     as_of = parse_ts(store.conn.execute("SELECT max(computed_at) FROM kpi_values").fetchone()[0])
     out: dict[tuple[str, str, str], float | None] = {}
+    # records a write-back was told are gone (deleted in the CRM before the store's next
+    # deletion check saw it) get no writes either
+    gone = set(
+        store.conn.execute("SELECT object, record_id FROM writeback_state WHERE crm = ? AND gone = 1", (config.crm,))
+    )
     for target in config.writeback_targets():
         label = wb.period_label(target.period, as_of, config.timezone)
         for key, value, unit, source in store.conn.execute(
@@ -74,7 +79,7 @@ def desired(store: Store, config: Config, connector: Any) -> dict[tuple[str, str
             (target.kpi, target.grain, label),
         ):
             located = connector.locate(target.grain, key, source, label)
-            if located is not None and value is not None:
+            if located is not None and value is not None and (located[0], located[1]) not in gone:
                 out[(located[0], located[1], target.field)] = round(value, wb.DECIMALS[unit])
     return out
 
