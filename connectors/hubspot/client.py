@@ -70,6 +70,19 @@ class SlidingWindow:
                 wait = self._sent[0] + self.window_s - now
             time.sleep(max(wait, 0.001) + 0.02)  # margin: the server clocks arrival, not sending
 
+    def observe(self, used: int, server_limit: int) -> None:
+        """The server counted `used` calls in its window (ours and any other process's on the
+        same app, e.g. the previous job of a cycle): the window holds at least that many, padded
+        with calls made now, so `server_limit - limit` stays as the margin."""
+        with self._lock:
+            now = time.monotonic()
+            while self._sent and now - self._sent[0] >= self.window_s:
+                self._sent.popleft()
+            missing = min(used, server_limit) - len(self._sent)
+            if missing > 0:
+                self._sent.extend([now] * min(missing, self.limit))
+                self._sent = deque(sorted(self._sent))
+
     def drain(self, seconds: float) -> None:
         """The server said 429: treat the window as full for `seconds`."""
         with self._lock:
@@ -260,15 +273,27 @@ class HubSpotClient:
     def model(self, what: str, fn: Callable[[Apis, dict[str, Any]], T]) -> T:
         return self.call(what, lambda apis: fn(apis, {"_request_timeout": self.timeout}))
 
+    def model_with_headers(self, what: str, fn: Callable[[Apis, dict[str, Any]], tuple[T, int, Any]]) -> T:
+        """A `*_with_http_info` call: the model object, with the rate-limit headers noted (the
+        busy write paths must feed the pacer too)."""
+
+        def run(apis: Apis) -> T:
+            data, _status, headers = fn(apis, {"_request_timeout": self.timeout})
+            self._note_headers(headers or {})
+            return data
+
+        return self.call(what, run)
+
     def _note_headers(self, headers: Any) -> None:
         daily = headers.get("X-HubSpot-RateLimit-Daily")
         remaining = headers.get("X-HubSpot-RateLimit-Daily-Remaining")
         if daily and remaining:
             self.daily_limit, self.daily_remaining = int(daily), int(remaining)
-        left = headers.get("X-HubSpot-RateLimit-Remaining")
-        if left is not None and int(left) <= 1:
-            # the app shares its burst budget with other integrations: back off one beat
-            time.sleep(float(headers.get("X-HubSpot-RateLimit-Interval-Milliseconds") or 10000) / 10000)
+        left, most = headers.get("X-HubSpot-RateLimit-Remaining"), headers.get("X-HubSpot-RateLimit-Max")
+        if left is not None and most is not None:
+            # the budget is the app's, not this process's: calls made by another process (or
+            # this cycle's previous job) count too, so the pacer takes the server's count
+            self._pace.observe(int(most) - int(left), int(most))
 
 
 def _tls_failure(exc: BaseException) -> bool:

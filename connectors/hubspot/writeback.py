@@ -174,7 +174,9 @@ def _update_sender(
                 for i in ids
             ]
         )
-        return conn.client.model(f"batch update {obj}", lambda a, kw: a.batch.update(obj, body, **kw))
+        return conn.client.model_with_headers(
+            f"batch update {obj}", lambda a, kw: a.batch.update_with_http_info(obj, body, **kw)
+        )
 
     return send
 
@@ -191,6 +193,8 @@ def _scorecard_sender(
             props.update({SCORECARD_PERIOD: period, "hubspot_owner_id": owner})
             inputs.append(SimplePublicObjectBatchInputUpsert(id_property=SCORECARD_KEY, id=key, properties=props))
         body = BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs)
-        return conn.client.model(f"upsert scorecards {obj}", lambda a, kw: a.batch.upsert(obj, body, **kw))
+        return conn.client.model_with_headers(
+            f"upsert scorecards {obj}", lambda a, kw: a.batch.upsert_with_http_info(obj, body, **kw)
+        )
 
     return send

@@ -122,6 +122,31 @@ def test_sliding_window_never_exceeds_its_budget() -> None:
     assert all(sent[i + 3] - sent[i] >= 0.3 for i in range(len(sent) - 3))
 
 
+def test_sliding_window_takes_the_servers_count_of_calls_made_elsewhere() -> None:
+    window = SlidingWindow(5, 0.3)
+    window.acquire()
+    window.observe(used=4, server_limit=6)  # three more calls by another process on the same app
+    started = time.monotonic()
+    window.acquire()  # the fifth of the window: no wait
+    assert time.monotonic() - started < 0.2
+    window.acquire()  # the sixth waits for the window to roll
+    assert time.monotonic() - started >= 0.25
+    fresh = SlidingWindow(5, 10.0)
+    for _ in range(3):
+        fresh.acquire()
+    fresh.observe(used=1, server_limit=6)  # a lower count (the server's window rolled sooner) frees nothing
+    assert len(fresh._sent) == 3
+
+
+@pytest.mark.full_matrix
+def test_a_fresh_connector_paces_under_a_budget_another_one_spent(sandbox: HubSpotSandbox, config: Config) -> None:
+    sandbox.limits.ten_secondly = 8  # the next job of a cycle opens a new client: its pacer starts empty
+    objects = ["owners", "companies", "companies.archived", "deals", "deals.archived"]
+    drive(HubSpotConnector(tuned(config, requests_per_10s=7)), Store.open(":memory:"), objects=objects)
+    drive(HubSpotConnector(tuned(config, requests_per_10s=7)), Store.open(":memory:"), objects=objects)
+    assert all(e.status != 429 for e in sandbox.server.log)
+
+
 @pytest.mark.full_matrix
 def test_pacing_stays_under_the_ten_second_budget(sandbox: HubSpotSandbox, config: Config) -> None:
     sandbox.limits.ten_secondly = 7  # a tight portal; kpisync is told to use 6 of them
