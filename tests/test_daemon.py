@@ -19,6 +19,7 @@ from kpisync.connectors import sandbox as sandboxes
 from kpisync.connectors.sandbox.server import Fault
 from kpisync.store import Store
 from kpisync.sync import jobs
+from tests.test_cycle import professional_tier
 
 
 def quick_config(sandbox: Any, every: str = "2s") -> Path:
@@ -26,6 +27,7 @@ def quick_config(sandbox: Any, every: str = "2s") -> Path:
     data = yaml.safe_load(sandbox.config_path.read_text(encoding="utf-8"))
     data["schedule"] = {"sync": every, "reconcile": "0 3 * * *"}
     data["kpi"] = {**(data.get("kpi") or {}), "months": 1, "quarters": 1, "years": 0}
+    professional_tier(sandbox, data)
     sandbox.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return Path(sandbox.config_path)
 
