@@ -13,7 +13,7 @@ def test_raw_text_is_what_json_writes_compactly() -> None:
     record: dict[str, Any] = {
         "attributes": {"type": "Task", "url": "/services/data/v59.0/sobjects/Task/00T1"},
         "Id": "00T1",
-        "Subject": "Café — follow-up \"quoted\"",
+        "Subject": 'Café — follow-up "quoted"',
         "CallDurationInSeconds": 120,
         "Amount": 0.1,
         "Big": 1e16,
