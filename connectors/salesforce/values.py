@@ -147,7 +147,8 @@ def lookup(vmap: ValueMap, raw: Any) -> str | None:
 def mapped(vmap: ValueMap | None, record: dict[str, Any]) -> str | None:
     if vmap is None:
         return None
-    raw = value(record, vmap.field)
+    name = vmap.field
+    raw = record.get(name) if "." not in name else value(record, name)
     if not vmap.values:
         return vmap.default if raw in (None, "") else str(raw)
     return lookup(vmap, raw)
@@ -185,7 +186,10 @@ def as_float(raw: Any) -> float | None:
 
 
 def is_deleted_record(record: dict[str, Any]) -> bool:
-    return bool(as_bool(record.get("IsDeleted")))
+    flag = record.get("IsDeleted")
+    if flag is False or flag is None:  # REST's JSON booleans: nearly every record
+        return False
+    return bool(as_bool(flag))
 
 
 def record_tail(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
