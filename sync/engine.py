@@ -4,10 +4,11 @@
     summary = sync(connector, store, full=True)      # backfill / nightly reconcile
 
 The engine, not the connectors, owns transactions and cursors: each Page's
-rows, its quarantined records and its cursor are written in ONE transaction, so
-a run killed at any moment leaves a store whose cursor never points past rows
-it holds. The next run resumes from that cursor (inclusive, so boundary rows
-are read again and upserted harmlessly).
+rows, its quarantined records and its cursor are written in ONE transaction
+(several consecutive pages may share it), so a run killed at any moment
+leaves a store whose cursor never points past rows it holds. The next run
+resumes from that cursor (inclusive, so boundary rows are read again and
+upserted harmlessly).
 
 One object's failure does not stop the others; `LimitReached` (the CRM's API
 budget) stops the run cleanly. Every run is recorded in `sync_runs`.
@@ -21,7 +22,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,13 @@ from kpisync.timestamps import utc_now
 log = logging.getLogger("kpisync.sync")
 
 Progress = Callable[[str, int], None]  # (object name, rows stored so far for it)
+
+# A first sync writes hundreds of pages: committing each one rewrites the pages of
+# every primary-key index it touched (ids arrive in SystemModstamp order, not id
+# order). Committing every ~10 pages writes them once; a kill loses at most that
+# much progress, never consistency.
+BATCH_ROWS = 20_000
+BATCH_SECONDS = 5.0
 
 
 @dataclass
@@ -188,24 +196,82 @@ def _pull_all(
             continue
         cursor = None if full else store.get_cursor(crm, spec.name)
         try:
-            for page in connector.pull(spec, cursor, full=full):
-                result.rows += store_page(store, crm, spec, page)
-                result.pages += 1
-                result.quarantined += len(page.quarantined)
-                if page.cursor is not None:
-                    result.cursor = page.cursor
-                if progress is not None:
-                    progress(spec.name, result.rows)
-                if stop is not None and stop.is_set():
-                    # the page just stored is whole; the cursor covers it
-                    result.status = "stopped"
-                    break
+            _pull_object(connector, store, spec, result, cursor, full=full, stop=stop, progress=progress)
         except (LimitReached, AuthError):
             result.status = "failed"
             raise
         except RunError as exc:
             result.status, result.error = "failed", str(exc)
             log.error("%s: %s failed: %s", crm, spec.name, exc)
+
+
+def _pull_object(
+    connector: Connector,
+    store: Store,
+    spec: ObjectSpec,
+    result: ObjectResult,
+    cursor: str | None,
+    *,
+    full: bool,
+    stop: threading.Event | None,
+    progress: Progress | None,
+) -> None:
+    """Store one object's pages, several to a transaction (`BATCH_ROWS`, `BATCH_SECONDS`).
+
+    Each page's rows, quarantine and cursor are written together by `store_page`;
+    a batch only decides when they are committed, so the cursor still never
+    passes rows the store does not hold. When the connector fails or the run
+    stops, the pages already written whole are committed.
+    """
+    crm = connector.crm
+    pages = iter(connector.pull(spec, cursor, full=full))
+    try:
+        _store_batches(store, crm, spec, pages, result, stop=stop, progress=progress)
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:  # a generator: its read-ahead thread stops now, not when collected
+            close()
+
+
+def _store_batches(
+    store: Store,
+    crm: str,
+    spec: ObjectSpec,
+    pages: Iterator[Page],
+    result: ObjectResult,
+    *,
+    stop: threading.Event | None,
+    progress: Progress | None,
+) -> None:
+    finished = False
+    while not finished:
+        failure: RunError | None = None
+        started, batch_rows = time.monotonic(), 0
+        with store.transaction():
+            try:
+                for page in pages:
+                    stored = store_page(store, crm, spec, page)
+                    batch_rows += stored
+                    result.rows += stored
+                    result.pages += 1
+                    result.quarantined += len(page.quarantined)
+                    if page.cursor is not None:
+                        result.cursor = page.cursor
+                    if progress is not None:
+                        progress(spec.name, result.rows)
+                    if stop is not None and stop.is_set():
+                        # the pages just written are whole; the cursor covers them
+                        result.status = "stopped"
+                        finished = True
+                        break
+                    if batch_rows >= BATCH_ROWS or time.monotonic() - started >= BATCH_SECONDS:
+                        break
+                else:
+                    finished = True
+            except RunError as exc:  # from the connector: what it handed over before is whole
+                failure, finished = exc, True
+        if failure is not None:
+            raise failure
 
 
 def _start_run(store: Store, summary: RunSummary) -> int:

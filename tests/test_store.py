@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kpisync import store as store_module
 from kpisync.schema import CANONICAL_TABLES, TABLES
 from kpisync.store import SCHEMA_VERSION, Store, StoreError, migrate
 
@@ -242,3 +243,11 @@ def test_deferred_indexes_come_back_even_after_a_crash(tmp_path: Path) -> None:
     store.close()
     with Store.open(tmp_path / "s.db") as again:
         assert index_names(again) == full
+
+
+def test_a_bulk_load_has_a_large_page_cache_and_gives_it_back(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "bulk.db")
+    before = store.conn.execute("PRAGMA cache_size").fetchone()[0]
+    with store.indexes_deferred():
+        assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -store_module.BULK_CACHE_KIB
+    assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == before

@@ -11,6 +11,7 @@ import pytest
 from kpisync.connectors.base import ApiUsage, ObjectSpec, Page, Quarantined
 from kpisync.errors import LimitReached, RunError
 from kpisync.store import Store
+from kpisync.sync import engine
 from kpisync.sync.engine import sync
 
 
@@ -139,3 +140,26 @@ def test_full_sync_ignores_the_cursor_and_unknown_objects_are_refused() -> None:
     assert crm.cursors_seen["A"] is None
     with pytest.raises(RunError, match="unknown object"):
         sync(crm, store, objects=["Nope"])
+
+
+def test_pages_commit_in_batches_and_a_failed_batch_leaves_the_cursor_on_stored_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Several pages share a transaction; one that cannot be stored takes only its batch with it."""
+    monkeypatch.setattr(engine, "BATCH_ROWS", 2)
+    store = Store.open(":memory:")
+    commits: list[str] = []
+    store.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    good = [Page({"accounts": [acct(i)]}, cursor=f"c{i}") for i in range(1, 6)]
+    summary = sync(Scripted({"A": good}), store)
+    assert summary.status == "ok" and store.count("accounts") == 5
+    # pages 1-2, 3-4, 5: three batches, plus the run's own start and finish records
+    assert len(commits) == 3 + 2
+
+    store = Store.open(":memory:")
+    unstorable = Page({"accounts": [{"id": "a4", "no_such_column": 1}]}, cursor="c4")
+    with pytest.raises(ValueError, match="unknown columns"):
+        sync(Scripted({"A": [*good[:3], unstorable, good[4]]}), store)
+    # batch 1 (pages 1-2) committed; batch 2 (page 3 and the bad page 4) rolled back whole
+    assert store.count("accounts") == 2
+    assert store.get_cursor("testcrm", "A") == "c2"

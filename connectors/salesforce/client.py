@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import (
@@ -62,6 +63,18 @@ class _Http(VerifiedSession):
         return super().request(method, url, *args, **kwargs)
 
 
+class _Salesforce(Salesforce):
+    """simple-salesforce, with response bodies parsed by orjson.
+
+    A 2,000-record query page is about a megabyte of JSON; orjson reads it in
+    about two thirds of the time json takes, into the same plain dicts and lists.
+    `parse_result_to_json` is simple-salesforce's one place for that.
+    """
+
+    def parse_result_to_json(self, result: requests.Response) -> Any:
+        return orjson.loads(result.content)
+
+
 def _error_code(exc: SalesforceError) -> tuple[str, str]:
     content = exc.content
     if isinstance(content, list) and content and isinstance(content[0], dict):
@@ -94,13 +107,11 @@ class SalesforceClient:
 
     def connect(self) -> None:
         self.session = call_with_retry(lambda: login(self.config, self.http), self.config.connection.max_retries)
-        self._sf = Salesforce(
+        self._sf = _Salesforce(
             instance_url=self.session.instance_url,
             session_id=self.session.session_id,
             session=self.http,
             version=self.config.connection.api_version,
-            # None: json's own dicts (the default OrderedDict, or any hook, costs a Python call per object)
-            object_pairs_hook=None,
         )
 
     def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
@@ -181,6 +192,7 @@ class SalesforceClient:
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
                 requests.exceptions.JSONDecodeError,
+                orjson.JSONDecodeError,  # a body cut short (_Salesforce parses with orjson)
             ) as exc:
                 raise RetriableError(f"{type(exc).__name__} during {what}") from exc
 

@@ -92,8 +92,18 @@ def account(record: dict[str, Any], ctx: Context) -> Rows:
     return {"accounts": [row]}
 
 
-def _statuses(rule: Any) -> set[str]:
-    return {s.lower() for s in rule.lead_statuses} if rule else set()
+_STATUSES: dict[int, tuple[Any, frozenset[str]]] = {}
+
+
+def _statuses(rule: Any) -> frozenset[str]:
+    """A stage rule's lead statuses, lower-cased once per rule instead of once per lead."""
+    if not rule:
+        return frozenset()
+    cached = _STATUSES.get(id(rule))
+    if cached is None or cached[0] is not rule:
+        cached = (rule, frozenset(s.lower() for s in rule.lead_statuses))
+        _STATUSES[id(rule)] = cached
+    return cached[1]
 
 
 def _nps(record: dict[str, Any], m: Mapping) -> int | None:
@@ -259,8 +269,9 @@ def _activity_type(record: dict[str, Any], m: Mapping, obj: str) -> str:
 
 
 def _direction(record: dict[str, Any], m: Mapping, kind: str) -> str | None:
-    if m.activity_direction and m.activity_direction.field in record:
-        return mapped(m.activity_direction, record)
+    vmap = m.activity_direction
+    if vmap and vmap.field in record:
+        return mapped(vmap, record)
     if kind == "call":
         call_type = str(record.get("CallType") or "").lower()
         return call_type if call_type in ("inbound", "outbound") else None
