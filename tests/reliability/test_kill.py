@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.conftest import edit_config, kpisync, record_cell, store_path
+from tests.reliability.conftest import edit_config, integrity, kpisync, record_cell, store_path
 from tests.reliability.matrix import KILL_TARGETS
 
 KILL_SYNC, KILL_CYCLE = KILL_TARGETS
@@ -45,14 +45,6 @@ def _content(db: Path) -> dict[str, tuple[int, list[str]]]:
         conn.close()
 
 
-def _integrity(db: Path) -> str:
-    conn = sqlite3.connect(db)
-    try:
-        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
-    finally:
-        conn.close()
-
-
 def _kill_after(config: Path, delay: float) -> None:
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     child = subprocess.Popen(
@@ -78,10 +70,10 @@ def test_sigkill_during_sync_never_corrupts_or_loses(box: Any, tmp_path: Path, k
         _kill_after(config, rng.uniform(0.8, 3.5))
         db = store_path(config)
         if db.exists():
-            assert _integrity(db) == "ok"
+            assert integrity(db) == "ok"
     kpisync("sync", str(config), check=True)
     killed = _content(store_path(config))
-    assert _integrity(store_path(config)) == "ok"
+    assert integrity(store_path(config)) == "ok"
     # oracle: a clean sync of the same CRM into a fresh store
     clean_cfg = config.with_name("clean.yaml")
     clean_cfg.write_text(config.read_text())
@@ -249,14 +241,14 @@ def _cycle_kills(box: Any, tmp_path: Path, kills: int, cycle_s: float) -> None:
         landed[where] = landed.get(where, 0) + 1
         db = store_path(box.config_path)
         if db.exists():
-            assert _integrity(db) == "ok"
+            assert integrity(db) == "ok"
     # the final run: the daemon's cycle, to the end
     config = load_config(box.config_path)
     with jobs.opened(config, "test") as store, jobs.connected(config) as connector:
         outcome = jobs.cycle(config, store, connector)
     assert outcome["sync"] == "ok" and not outcome.get("failed"), outcome
     db = store_path(box.config_path)
-    assert _integrity(db) == "ok"
+    assert integrity(db) == "ok"
 
     # ground truth: a clean full sync of the CRM as it is now
     clean_cfg = box.config_path.with_name("clean.yaml")
