@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +44,21 @@ def start_box(crm: str, data_dir: Path, canonical: Path) -> Any:
         source.close()
 
 
-@pytest.fixture(params=CRMS)
-def box(request: pytest.FixtureRequest, tmp_path: Path, canonical_path: Path) -> Iterator[Any]:
-    sandbox = start_box(request.param, tmp_path / "sandbox", canonical_path)
-    sandbox.crm = request.param
+@contextmanager
+def running_box(crm: str, folder: Path, canonical: Path) -> Iterator[Any]:
+    """A sandbox of `crm` serving the canonical org, stopped on the way out."""
+    sandbox = start_box(crm, folder, canonical)
+    sandbox.crm = crm
     try:
         yield sandbox
     finally:
         sandbox.stop()
+
+
+@pytest.fixture(params=CRMS)
+def box(request: pytest.FixtureRequest, tmp_path: Path, canonical_path: Path) -> Iterator[Any]:
+    with running_box(request.param, tmp_path / "sandbox", canonical_path) as sandbox:
+        yield sandbox
 
 
 def kpisync(*args: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess[str]:

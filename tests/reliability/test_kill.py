@@ -196,18 +196,14 @@ def big_box(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     in the pull, the compute and the write-back."""
     from kpisync.store import Store
     from tests.hubspot.conftest import canonical_rows
-    from tests.reliability.conftest import start_box
+    from tests.reliability.conftest import running_box
 
     canonical = tmp_path / "big-canonical.db"
     with Store.open(canonical) as store:
         for table, rows in canonical_rows(n_contacts=150, n_activities=1500, n_opps=80).items():
             store.upsert(table, rows)
-    sandbox = start_box(request.param, tmp_path / "sandbox", canonical)
-    sandbox.crm = request.param
-    try:
+    with running_box(request.param, tmp_path / "sandbox", canonical) as sandbox:
         yield sandbox
-    finally:
-        sandbox.stop()
 
 
 @pytest.mark.parametrize("kills", [pytest.param(2, id="quick")])
