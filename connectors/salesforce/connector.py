@@ -55,6 +55,7 @@ class SalesforceConnector:
         self.config = config
         self.client = SalesforceClient(config)
         self._fields: dict[str, tuple[list[str], list[str]]] = {}
+        self._memo: dict[Any, Any] = {}  # mapping answers kept across pages (values.Context.memo)
 
     # ---------------------------------------------------------------- reading
 
@@ -116,7 +117,7 @@ class SalesforceConnector:
 
     def _page(self, obj: SObject, records: list[dict[str, Any]], *, ordered: bool) -> Page:
         mapper = MAPPERS[obj.mapper]
-        ctx = Context(self.config.mapping, utc_now())
+        ctx = Context(self.config.mapping, utc_now(), self._memo)
         rows: dict[str, list[dict[str, Any]]] = {}
         quarantined: list[Quarantined] = []
         for record in records:

@@ -16,6 +16,7 @@ time per stage.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -294,9 +295,44 @@ def _outcome(record: dict[str, Any], m: Mapping) -> str | None:
     return found
 
 
+_NO_FIELD = object()  # a field the record lacks: "not in record" decides differently from None
+_CLASS_MEMO_LIMIT = 4096  # picklist combinations remembered; past it, each record is worked out
+
+
+def _class_fields(m: Mapping) -> tuple[str, ...]:
+    """Every field that `_activity_type`, `_direction` and `_outcome` read."""
+    names = ["TaskSubtype", "Type", "CallType", "CallDisposition", "Status"]
+    for vmap in (m.activity_type, m.activity_direction, *(m.activity_outcome or ())):
+        if vmap:
+            names.append(vmap.field)
+    return tuple(dict.fromkeys(names))
+
+
+def _classified(record: dict[str, Any], ctx: Context, obj: str) -> tuple[str, str | None, str | None]:
+    """An activity's (type, direction, outcome), worked out once per combination of the values they read.
+
+    They depend only on a handful of picklists, so a page of 2,000 tasks asks
+    a few dozen distinct questions; the answers are kept for the connector's life.
+    """
+    m, memo = ctx.mapping, ctx.memo
+    fields = memo.get("activity fields")
+    if fields is None:
+        fields = memo["activity fields"] = _class_fields(m)
+    key = (obj, *map(record.get, fields, itertools.repeat(_NO_FIELD)))
+    try:
+        found: tuple[str, str | None, str | None] | None = memo.get(key)
+    except TypeError:  # a mapped field holding an object: not a picklist, work it out
+        found, key = None, None
+    if found is None:
+        kind = _activity_type(record, m, obj)
+        found = (kind, _direction(record, m, kind), _outcome(record, m))
+        if key is not None and len(memo) < _CLASS_MEMO_LIMIT:
+            memo[key] = found
+    return found
+
+
 def _activity(record: dict[str, Any], ctx: Context, obj: str) -> Rows:
-    m = ctx.mapping
-    kind = _activity_type(record, m, obj)
+    kind, direction, outcome = _classified(record, ctx, obj)
     what = record.get("WhatId") or ""
     if obj == "Task":
         occurred = record.get("CompletedDateTime") or record.get("ActivityDate") or record.get("CreatedDate")
@@ -308,7 +344,7 @@ def _activity(record: dict[str, Any], ctx: Context, obj: str) -> Rows:
     row = {
         "id": record["Id"],
         "type": kind,
-        "direction": _direction(record, m, kind),
+        "direction": direction,
         "owner_id": record.get("OwnerId"),
         "contact_id": record.get("WhoId"),
         "account_id": record.get("AccountId"),
@@ -316,7 +352,7 @@ def _activity(record: dict[str, Any], ctx: Context, obj: str) -> Rows:
         "occurred_at": normalize_ts(occurred),
         "created_at": normalize_ts(record.get("CreatedDate")),
         "duration_s": None if seconds in (None, "") else int(float(seconds)),
-        "outcome": _outcome(record, m),
+        "outcome": outcome,
         "subject": record.get("Subject"),
         **record_tail(record, ctx),
     }

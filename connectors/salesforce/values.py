@@ -5,7 +5,7 @@ The defaults apply when a `mapping` key is unset (docs/salesforce.md lists them)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date as _date
 from datetime import datetime as _datetime
 from typing import Any
@@ -113,6 +113,8 @@ def encode_raw(record: dict[str, Any]) -> str:
 class Context:
     mapping: Mapping
     synced_at: str
+    # answers worked out once per connector, not per record (see mapping._classified)
+    memo: dict[Any, Any] = field(default_factory=dict)
 
 
 def value(record: dict[str, Any], name: str) -> Any:

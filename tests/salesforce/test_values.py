@@ -45,3 +45,29 @@ def test_lookup_keeps_maps_apart() -> None:
     assert lookup(a, "Web") == "inbound"
     assert lookup(b, "Web") == "paid"
     assert lookup(a, "Web") == "inbound"
+
+
+def test_activity_classification_memo_tells_missing_fields_from_null_ones() -> None:
+    """Tasks sharing a context reuse (type, direction, outcome) answers only when every value they read matches."""
+    from kpisync.config import Mapping
+    from kpisync.connectors.salesforce.mapping import Context, task
+
+    m = Mapping(
+        activity_direction=ValueMap(field="Direction__c", values={"Inbound": "inbound"}),
+        activity_outcome=[ValueMap(field="Outcome__c", values={"Replied": "replied"})],
+    )
+    ctx = Context(m, "2026-01-01T00:00:00Z")
+    base = {"Id": "00T1", "TaskSubtype": "Call", "CallType": "Outbound", "Status": "Completed"}
+
+    def classify(record: dict[str, Any]) -> tuple[Any, ...]:
+        row = task(record, ctx)["activities"][0]
+        return row["type"], row["direction"], row["outcome"]
+
+    # no Direction__c on the record: the call's own CallType decides; the mapped field, present but null, does not
+    assert classify(base) == ("call", "outbound", None)
+    assert classify({**base, "Direction__c": None}) == ("call", None, None)
+    assert classify({**base, "Direction__c": "Inbound", "Outcome__c": "Replied"}) == ("call", "inbound", "replied")
+    assert classify(base) == ("call", "outbound", None)  # asked again: the memo's answer is the same
+    assert classify({**base, "TaskSubtype": "Email", "CallType": None}) == ("email", "outbound", None)
+    # a mapped field holding an object (not a picklist) is worked out, not remembered
+    assert classify({**base, "Outcome__c": {"Name": "x"}})[0] == "call"
