@@ -324,24 +324,31 @@ CANONICAL_TABLES: tuple[Table, ...] = (
 
 TABLES: dict[str, Table] = {t.name: t for t in (*CANONICAL_TABLES, QUARANTINE)}
 
-# Indexes the KPI queries and the write-back diff lean on.
+# Indexes the store keeps. The KPI engine reads each canonical table once, in a
+# full scan, into its own indexed temp tables (kpi/live.py); the proposals KPI
+# looks up stage entries by stage, and `kpisync status` lists a CRM's runs.
 INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("idx_activities_owner_time", "activities", ("owner_id", "occurred_at")),
-    ("idx_activities_contact_time", "activities", ("contact_id", "occurred_at")),
-    ("idx_activities_account", "activities", ("account_id", "occurred_at")),
-    ("idx_activities_opportunity", "activities", ("opportunity_id",)),
-    ("idx_activities_created", "activities", ("created_at",)),
-    ("idx_opportunities_owner_closed", "opportunities", ("owner_id", "closed_at")),
-    ("idx_opportunities_account", "opportunities", ("account_id", "closed_at")),
-    ("idx_opportunities_created", "opportunities", ("created_at",)),
-    ("idx_contacts_owner", "contacts", ("owner_id", "created_at")),
-    ("idx_contacts_account", "contacts", ("account_id",)),
-    ("idx_contacts_converted", "contacts", ("converted_contact_id",)),
-    ("idx_lifecycle_stage_time", "lifecycle_events", ("stage", "entered_at")),
     ("idx_stage_history_time", "opportunity_stage_history", ("stage", "entered_at")),
-    ("idx_cases_owner", "cases", ("owner_id", "created_at")),
-    ("idx_cases_account", "cases", ("account_id",)),
-    ("idx_surveys_kind_time", "surveys", ("kind", "submitted_at")),
-    ("idx_accounts_owner", "accounts", ("owner_id",)),
     ("idx_sync_runs_crm", "sync_runs", ("crm", "started_at")),
+)
+
+# Indexes older stores carry that no query reads any more: every sync paid to keep
+# them (five on activities alone); migration 5 drops them.
+RETIRED_INDEXES: tuple[str, ...] = (
+    "idx_activities_owner_time",
+    "idx_activities_contact_time",
+    "idx_activities_account",
+    "idx_activities_opportunity",
+    "idx_activities_created",
+    "idx_opportunities_owner_closed",
+    "idx_opportunities_account",
+    "idx_opportunities_created",
+    "idx_contacts_owner",
+    "idx_contacts_account",
+    "idx_contacts_converted",
+    "idx_lifecycle_stage_time",
+    "idx_cases_owner",
+    "idx_cases_account",
+    "idx_surveys_kind_time",
+    "idx_accounts_owner",
 )

@@ -31,7 +31,7 @@ from typing import Any
 import sqlite_utils
 
 from kpisync.errors import KpisyncError
-from kpisync.schema import CANONICAL_TABLES, INDEXES, QUARANTINE, TABLES, Table
+from kpisync.schema import CANONICAL_TABLES, INDEXES, QUARANTINE, RETIRED_INDEXES, TABLES, Table
 from kpisync.timestamps import utc_now
 
 
@@ -86,12 +86,18 @@ def _migration_quota_period_end_in_key(conn: sqlite3.Connection) -> None:
     conn.execute('DROP TABLE "quotas_v3"')
 
 
+def _migration_drop_retired_indexes(conn: sqlite3.Connection) -> None:
+    for name in RETIRED_INDEXES:
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+
+
 # Ordered, named, each applied once. Append; never edit or reorder a released one.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("canonical tables", _migration_canonical_tables),
     ("quarantine table and KPI indexes", _migration_quarantine_and_indexes),
     ("writeback_state.gone: records the CRM deleted", _migration_writeback_gone),
     ("quotas keyed by period_end too: monthly and quarterly quotas side by side", _migration_quota_period_end_in_key),
+    ("drop indexes no query reads (kpisync.schema.RETIRED_INDEXES)", _migration_drop_retired_indexes),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -272,7 +278,7 @@ class Store:
 
     @contextmanager
     def indexes_deferred(self) -> Iterator[None]:
-        """Drop the KPI indexes for a bulk load and build them once at the end.
+        """Drop the store's indexes for a bulk load and build them once at the end.
 
         Keeping several indexes up to date row by row makes a first sync about
         four times slower than building them afterwards. If the process dies

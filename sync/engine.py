@@ -133,7 +133,7 @@ def sync(
             )
         specs = [s for s in specs if s.name.lower() in wanted]
     t0 = time.monotonic()
-    # a first sync is a bulk load: build the KPI indexes once, at the end (a reconcile
+    # a first sync is a bulk load: build the store's indexes once, at the end (a reconcile
     # rewrites rows that exist, which costs the indexes little)
     first_sync = not store.cursors(crm)
     indexes = store.indexes_deferred() if first_sync else contextlib.nullcontext()

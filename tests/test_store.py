@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kpisync import store as store_module
-from kpisync.schema import CANONICAL_TABLES, TABLES
+from kpisync.schema import CANONICAL_TABLES, INDEXES, RETIRED_INDEXES, TABLES
 from kpisync.store import SCHEMA_VERSION, Store, StoreError, migrate
 
 
@@ -109,10 +109,28 @@ def test_old_store_migrates_without_losing_rows(tmp_path: Path) -> None:
         # migration 2: quarantine table and indexes
         assert "quarantine" in store.db.table_names()
         indexes = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert "idx_activities_owner_time" in indexes
+        assert {name for name, _, _ in INDEXES} <= indexes
+        assert not indexes & set(RETIRED_INDEXES)  # migration 5
         # tables the old file never had are created with every declared column
         have = {r[1] for r in store.conn.execute("PRAGMA table_info(opportunities)")}
         assert set(TABLES["opportunities"].column_names) <= have
+
+
+def test_indexes_no_query_reads_are_dropped_from_old_stores(tmp_path: Path) -> None:
+    """A store from kpisync ≤ schema 4 carries sixteen indexes every sync kept up to date for nothing."""
+    path = tmp_path / "v4.db"
+    with Store.open(path) as store:
+        store.upsert("activities", [{"id": "a1", "owner_id": "u1", "occurred_at": "2026-01-02T00:00:00Z"}])
+        store.conn.execute("CREATE INDEX idx_activities_owner_time ON activities (owner_id, occurred_at)")
+        store.conn.execute("CREATE INDEX idx_contacts_converted ON contacts (converted_contact_id)")
+        store.conn.execute("CREATE INDEX my_own_index ON activities (type)")  # an admin's own: left alone
+        store.conn.execute("PRAGMA user_version = 4")
+    with Store.open(path) as store:
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert not names & set(RETIRED_INDEXES)
+        assert {"my_own_index", "idx_stage_history_time", "idx_sync_runs_crm"} <= names
+        assert store.count("activities") == 1
+        assert store.schema_version == SCHEMA_VERSION
 
 
 def test_old_quota_key_is_widened_so_monthly_and_quarterly_quotas_coexist(tmp_path: Path) -> None:
