@@ -18,6 +18,9 @@ class Table:
     name: str
     columns: tuple[tuple[str, str], ...]  # (name, SQLite type)
     pk: tuple[str, ...]
+    # the rows live in their primary-key B-tree, with no rowid table beside it: half
+    # the writes for a table rewritten in bulk and only read by its key
+    without_rowid: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -258,6 +261,8 @@ KPI_VALUES = Table(
         ("computed_at", "TEXT"),
     ),
     ("kpi", "grain", "key", "period"),
+    # a full compute rewrites millions of rows: one B-tree to fill, not a table and its key index
+    without_rowid=True,
 )
 
 WRITEBACK_STATE = Table(

@@ -31,7 +31,7 @@ from typing import Any
 import sqlite_utils
 
 from kpisync.errors import KpisyncError
-from kpisync.schema import CANONICAL_TABLES, INDEXES, QUARANTINE, RETIRED_INDEXES, TABLES, Table
+from kpisync.schema import CANONICAL_TABLES, INDEXES, KPI_VALUES, QUARANTINE, RETIRED_INDEXES, TABLES, Table
 from kpisync.timestamps import utc_now
 
 
@@ -54,7 +54,8 @@ _CONFLICT_RULES: dict[str, dict[str, str]] = {
 def _create_table_sql(table: Table) -> str:
     cols = ", ".join(f'"{name}" {kind}' for name, kind in table.columns)
     pk = f", PRIMARY KEY ({', '.join(table.pk)})" if table.pk else ""
-    return f'CREATE TABLE IF NOT EXISTS "{table.name}" ({cols}{pk})'
+    options = " WITHOUT ROWID" if table.without_rowid else ""
+    return f'CREATE TABLE IF NOT EXISTS "{table.name}" ({cols}{pk}){options}'
 
 
 def _migration_canonical_tables(conn: sqlite3.Connection) -> None:
@@ -91,6 +92,17 @@ def _migration_drop_retired_indexes(conn: sqlite3.Connection) -> None:
         conn.execute(f"DROP INDEX IF EXISTS {name}")
 
 
+def _migration_kpi_values_without_rowid(conn: sqlite3.Connection) -> None:
+    ddl = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kpi_values'").fetchone()[0]
+    if "WITHOUT ROWID" in ddl.upper():
+        return  # created by migration 1 with today's declaration
+    conn.execute('ALTER TABLE "kpi_values" RENAME TO "kpi_values_v5"')
+    conn.execute(_create_table_sql(KPI_VALUES))
+    have = ", ".join(f'"{row[1]}"' for row in conn.execute('PRAGMA table_info("kpi_values_v5")'))
+    conn.execute(f'INSERT OR REPLACE INTO "kpi_values" ({have}) SELECT {have} FROM "kpi_values_v5"')
+    conn.execute('DROP TABLE "kpi_values_v5"')
+
+
 # Ordered, named, each applied once. Append; never edit or reorder a released one.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("canonical tables", _migration_canonical_tables),
@@ -98,6 +110,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("writeback_state.gone: records the CRM deleted", _migration_writeback_gone),
     ("quotas keyed by period_end too: monthly and quarterly quotas side by side", _migration_quota_period_end_in_key),
     ("drop indexes no query reads (kpisync.schema.RETIRED_INDEXES)", _migration_drop_retired_indexes),
+    ("kpi_values without rowid: a full compute fills one B-tree, not two", _migration_kpi_values_without_rowid),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

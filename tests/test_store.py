@@ -155,6 +155,33 @@ def test_old_quota_key_is_widened_so_monthly_and_quarterly_quotas_coexist(tmp_pa
     assert rows == [("2026-02-01", 3000.0), ("2026-04-01", 9000.0)]  # the quarter's row survived both steps
 
 
+def test_old_kpi_values_become_without_rowid_and_keep_their_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE kpi_values (kpi TEXT, grain TEXT, key TEXT, period TEXT, value REAL, numerator REAL, "
+        "denominator REAL, unit TEXT, computed_at TEXT, PRIMARY KEY (kpi, grain, key, period))"
+    )
+    conn.execute("INSERT INTO kpi_values VALUES ('win_rate', 'user', 'u1', '2026-Q1', 0.5, 1, 2, 'ratio', 'x')")
+    conn.execute("PRAGMA user_version = 5")
+    conn.commit()
+    conn.close()
+
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        ddl = store.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'kpi_values'").fetchone()[0]
+        assert ddl.endswith("WITHOUT ROWID")
+        assert store.conn.execute("SELECT * FROM kpi_values").fetchall() == [
+            ("win_rate", "user", "u1", "2026-Q1", 0.5, 1.0, 2.0, "ratio", "x")
+        ]
+        assert "kpi_values_v5" not in store.db.table_names()
+        # the key still holds: a second row for the same key replaces the first
+        store.conn.execute(
+            "INSERT OR REPLACE INTO kpi_values VALUES ('win_rate', 'user', 'u1', '2026-Q1', 1, 2, 2, 'ratio', 'y')"
+        )
+        assert store.count("kpi_values") == 1
+
+
 def test_partial_migration_then_rest(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     assert migrate(conn, upto=1) == 1
