@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -40,15 +40,8 @@ class Context:
     timestamps; the temp tables of `kpisync.kpi.live` are built on open.
     """
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        settings: KpiSettings,
-        as_of: datetime,
-        tables: Collection[str] | None = None,
-    ) -> None:
+    def __init__(self, conn: sqlite3.Connection, settings: KpiSettings, as_of: datetime) -> None:
         self.conn = conn
-        self.tables = tables  # the live tables to build (with their sources); None: all
         self.settings = settings
         self.as_of = as_of
         self.as_of_text = format_ts(as_of)
@@ -75,7 +68,7 @@ class Context:
         if self._own_snapshot:
             conn.execute("BEGIN")
         conn.create_function("kpi_seg", 1, self.segments.index, deterministic=True)
-        live.build(conn, self.as_of_text, self.segments.bounds, self.tables)
+        live.build(conn, self.as_of_text, self.segments.bounds)
         # lo, hi: the period is segments [lo, hi), so "before the period" is seg < lo
         conn.execute(
             "CREATE TEMP TABLE k_periods (label TEXT PRIMARY KEY, kind TEXT, start TEXT, "

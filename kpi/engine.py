@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
 
-from kpisync.kpi import parallel
 from kpisync.kpi.aggregate import Sparse, Wanted, families_of
 from kpisync.kpi.catalog import OUT_OF_REACH
 from kpisync.kpi.context import Context
-from kpisync.kpi.parallel import Chosen
 from kpisync.kpi.periods import parse_as_of
 from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
 from kpisync.kpi.settings import KpiSettings
@@ -41,7 +39,6 @@ __all__ = [
 ]
 
 FIELDS = ("kpi", "grain", "key", "period", "value", "numerator", "denominator", "unit")
-OUT_DDL = f"CREATE TABLE {{table}} ({', '.join(FIELDS)})"  # a compute's values before they are written
 
 
 class KpiRows(Sequence[dict[str, Any]]):
@@ -144,57 +141,17 @@ def compute(
     """Compute KPIs as of `as_of` (default now) and store them in `kpi_values`.
 
     The rows of the computed KPI ids and grains are replaced in one transaction;
-    computing the whole catalog replaces the whole table. A store file is
-    computed on two connections at once (kpisync.kpi.parallel).
+    computing the whole catalog replaces the whole table.
     """
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
-    pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
-
-    def work(
-        conn: sqlite3.Connection, group: Chosen, out: str, tables: Collection[str] | None, timings: dict[str, float]
-    ) -> None:
-        compute_into(conn, settings, moment, group, out, tables, timings)
-
-    groups = parallel.split(chosen) if parallel.can_split(store) else []
-    if len(groups) > 1:
-        with parallel.computed(store, groups, OUT_DDL, work) as (outs, timings):
-            computed_at = _write(store, outs, pairs, whole=kpis is None and grains is None, timings=timings)
-        rows: list[tuple[Any, ...]] = []
-    else:
-        conn = store.conn
-        timings = {}
-        conn.execute("DROP TABLE IF EXISTS temp.k_out")
-        conn.execute(OUT_DDL.format(table="temp.k_out"))
-        try:
-            work(conn, chosen, "temp.k_out", None, timings)
-            computed_at = _write(store, ["temp.k_out"], pairs, whole=kpis is None and grains is None, timings=timings)
-            in_memory = store.path == ":memory:"
-            rows = conn.execute(f"SELECT {', '.join(FIELDS)} FROM temp.k_out").fetchall() if in_memory else []
-        finally:
-            conn.execute("DROP TABLE IF EXISTS temp.k_out")
-    in_memory = store.path == ":memory:"
-    kpi_ids = sorted({kpi for kpi, _ in pairs})
-    where = f"computed_at = ? AND kpi IN ({', '.join('?' for _ in kpi_ids)})"
-    values = KpiRows(None if in_memory else store.path, where, [computed_at, *kpi_ids], rows)
-    return ComputeResult(format_ts(moment), values, computed_at, timings)
-
-
-def compute_into(
-    conn: sqlite3.Connection,
-    settings: KpiSettings,
-    moment: datetime,
-    chosen: Chosen,
-    out: str,
-    tables: Collection[str] | None,
-    timings: dict[str, float],
-) -> None:
-    """Compute the chosen KPIs on `conn` into the table `out` (FIELDS columns), building
-    the live tables given (None: all)."""
+    timings: dict[str, float] = {}
     began = time.perf_counter()
-    with Context(conn, settings, moment, tables) as ctx:
+    with Context(store.conn, settings, moment) as ctx:
         timings["live tables"] = time.perf_counter() - began
-        insert = f"INSERT INTO {out} VALUES ({', '.join('?' for _ in FIELDS)})"
+        conn = ctx.conn
+        conn.execute(f"CREATE TEMP TABLE k_out ({', '.join(FIELDS)})")
+        insert = f"INSERT INTO k_out VALUES ({', '.join('?' for _ in FIELDS)})"
         needed = [families_of(defn.compute) for defn, _ in chosen]
         for i, (defn, grains_wanted) in enumerate(chosen):
             assert defn.compute is not None, defn.id
@@ -209,7 +166,7 @@ def compute_into(
                     continue
                 sql, params = query
                 conn.execute(
-                    f"""INSERT INTO {out} SELECT :kpi, :grain, key, period, value, numerator, denominator, :unit
+                    f"""INSERT INTO k_out SELECT :kpi, :grain, key, period, value, numerator, denominator, :unit
                     FROM ({sql}) WHERE value IS NOT NULL""",
                     {**params, "as_of": ctx.as_of_text, "kpi": defn.id, "grain": grain, "unit": defn.unit},
                 )
@@ -226,25 +183,25 @@ def compute_into(
             timings[defn.id] = time.perf_counter() - began
             ctx.forget(needed[i] - set().union(*needed[i + 1 :]))
         ctx.end_snapshot()
-
-
-def _write(
-    store: Store, outs: Sequence[str], pairs: Sequence[tuple[str, str]], whole: bool, timings: dict[str, float]
-) -> str:
-    """Replace the computed KPIs' rows in kpi_values by the output tables' rows, in one
-    transaction; returns the computed_at stamp."""
-    began = time.perf_counter()
-    computed_at = utc_now()
-    conn = store.conn
-    with store.transaction():
-        if whole:  # the whole catalog: the whole table
-            conn.execute("DELETE FROM kpi_values")
-        else:
-            conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
-        for out in outs:
-            conn.execute(f"INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM {out}", (computed_at,))
-    timings["write"] = time.perf_counter() - began
-    return computed_at
+        began = time.perf_counter()
+        computed_at = utc_now()
+        pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
+        with store.transaction():
+            if kpis is None and grains is None:  # the whole catalog: the whole table
+                conn.execute("DELETE FROM kpi_values")
+            else:
+                conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
+            conn.execute(
+                "INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out",
+                (computed_at,),
+            )
+        in_memory = store.path == ":memory:"
+        rows = conn.execute(f"SELECT {', '.join(FIELDS)} FROM k_out").fetchall() if in_memory else []
+        timings["write"] = time.perf_counter() - began
+    kpi_ids = sorted({kpi for kpi, _ in pairs})
+    where = f"computed_at = ? AND kpi IN ({', '.join('?' for _ in kpi_ids)})"
+    values = KpiRows(None if in_memory else store.path, where, [computed_at, *kpi_ids], rows)
+    return ComputeResult(format_ts(moment), values, computed_at, timings)
 
 
 def to_json(result: ComputeResult) -> dict[str, Any]:

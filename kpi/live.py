@@ -12,9 +12,8 @@ the catalog's attribution table, so KPI queries only pick columns.
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Sequence
 
 TOUCH_TYPES = ("call", "email", "meeting", "visit")
 RESPONSE_OUTCOMES = ("positive", "negative", "replied")
@@ -254,46 +253,16 @@ INDEXES: dict[str, tuple[str, ...]] = {
 VIEWS = frozenset({"k_touch"})
 
 
-def build(conn: sqlite3.Connection, as_of: str, bounds: Sequence[str], tables: Collection[str] | None = None) -> None:
-    """Create the temp tables for one compute (dropping any left from the last);
-    only `tables` when given (each with the tables it is built from)."""
+def build(conn: sqlite3.Connection, as_of: str, bounds: Sequence[str]) -> None:
+    """Create the temp tables for one compute (dropping any left from the last)."""
     drop(conn)
-    wanted = None if tables is None else closure(tables)
     for name, select in LIVE_TABLES:
-        if wanted is not None and name not in wanted:
-            continue
         if name in VIEWS:
             conn.execute(f"CREATE TEMP VIEW {name} AS {select}")
         else:
             conn.execute(f"CREATE TEMP TABLE {name} AS {inline_segments(select, bounds)}", {"as_of": as_of})
         for statement in INDEXES.get(name, ()):
             conn.execute(statement)
-
-
-_NAME = re.compile(r"\bk_[a-z_]+\b")
-_SQL = dict(LIVE_TABLES)
-
-
-def reads(sql: str) -> set[str]:
-    """The live tables a query names."""
-    return {name for name in _NAME.findall(sql) if name in _SQL}
-
-
-def closure(tables: Iterable[str]) -> set[str]:
-    """The tables and every live table they are built from."""
-    out: set[str] = set()
-    todo = list(tables)
-    while todo:
-        name = todo.pop()
-        if name not in out:
-            out.add(name)
-            todo += reads(_SQL[name]) - out
-    return out
-
-
-def built_from(root: str) -> set[str]:
-    """The live tables built (directly or not) from `root`, and `root`."""
-    return {name for name in _SQL if root in closure([name])}
 
 
 def inline_segments(sql: str, bounds: Sequence[str]) -> str:
@@ -332,5 +301,6 @@ def segment_case(expr: str, bounds: Sequence[str]) -> str:
 def drop(conn: sqlite3.Connection) -> None:
     for name, _ in reversed(LIVE_TABLES):
         conn.execute(f"DROP {'VIEW' if name in VIEWS else 'TABLE'} IF EXISTS temp.{name}")
+    conn.execute("DROP TABLE IF EXISTS temp.k_out")
     conn.execute("DROP TABLE IF EXISTS temp.k_periods")
     conn.execute("DROP TABLE IF EXISTS temp.k_period_seg")

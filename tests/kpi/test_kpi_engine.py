@@ -179,29 +179,6 @@ def test_values_of_a_file_store_are_read_back_after_it_closes(tmp_path) -> None:
     assert engine.to_json(result)["kpis"][:2] == rows[:2]
 
 
-def test_a_file_store_computed_on_two_connections_matches_one_connection(tmp_path) -> None:
-    from kpisync.kpi import parallel
-    from kpisync.store import Store
-
-    def stored(store: Store) -> list[tuple[object, ...]]:
-        return store.conn.execute(
-            "SELECT kpi, grain, key, period, value, numerator, denominator, unit FROM kpi_values ORDER BY 1, 2, 3, 4"
-        ).fetchall()
-
-    with Store.open(tmp_path / "org.db") as store:
-        build_deals(Org(store))
-        build_activity(Org(store))
-        assert parallel.can_split(store) and len(parallel.split(engine.select())) == 2
-        engine.compute(store, KpiSettings(), as_of=AS_OF)
-        on_two = stored(store)
-        with store.transaction():  # a caller's transaction: other connections would not see it, so one
-            assert not parallel.can_split(store)
-            engine.compute(store, KpiSettings(), as_of=AS_OF)
-            on_one = stored(store)
-    assert len(on_two) > 1000
-    assert on_two == on_one
-
-
 def test_record_grains_skip_empty_calendar_rows_but_fill_all(org: Org) -> None:
     build_deals(org)
     org.add("cases", id="k1", owner_id="u1", account_id="a1", created_at="2026-02-02T00:00:00Z", is_deleted=0)
