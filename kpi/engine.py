@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
 
-from kpisync.kpi.aggregate import Sparse, Wanted, families_of
+from kpisync.kpi.aggregate import families_of
 from kpisync.kpi.catalog import OUT_OF_REACH
 from kpisync.kpi.context import Context
+from kpisync.kpi.families import Sparse, Wanted
 from kpisync.kpi.periods import parse_as_of
 from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
 from kpisync.kpi.settings import KpiSettings

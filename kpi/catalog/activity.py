@@ -12,7 +12,6 @@ from typing import Any
 
 from kpisync.kpi.aggregate import (
     ByGrain,
-    Family,
     Mean,
     Median,
     PerWorkingDay,
@@ -22,6 +21,7 @@ from kpisync.kpi.aggregate import (
 )
 from kpisync.kpi.catalog.funnel import FUNNEL
 from kpisync.kpi.context import Context
+from kpisync.kpi.families import Family
 from kpisync.kpi.live import TOUCH_TYPES
 from kpisync.kpi.registry import KpiDef, register
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from kpisync.kpi.aggregate import ByGrain, Compute, Family, Mean, Ratio, Total
+from kpisync.kpi.aggregate import ByGrain, Compute, Mean, Ratio, Total
 from kpisync.kpi.context import Context
+from kpisync.kpi.families import Family
 from kpisync.kpi.registry import KpiDef, register
 from kpisync.timestamps import format_ts, parse_ts
 

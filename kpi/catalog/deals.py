@@ -7,8 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kpisync.kpi.aggregate import ByGrain, Compute, Family, Mean, Median, Ratio, RecordSql, Total, sums
+from kpisync.kpi.aggregate import ByGrain, Compute, Mean, Median, Ratio, RecordSql, Total
 from kpisync.kpi.context import Context
+from kpisync.kpi.families import Family, sums
 from kpisync.kpi.live import EXPANSION_TYPES
 from kpisync.kpi.registry import KpiDef, register
 

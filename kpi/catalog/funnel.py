@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kpisync.kpi.aggregate import Compute, Family, Median, Ratio, RecordSql, Total, sums
+from kpisync.kpi.aggregate import Compute, Median, Ratio, RecordSql, Total
 from kpisync.kpi.context import Context
+from kpisync.kpi.families import Family, sums
 from kpisync.kpi.live import FUNNEL_STAGES
 from kpisync.kpi.registry import KpiDef, register
 from kpisync.timestamps import parse_ts

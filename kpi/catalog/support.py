@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from kpisync.kpi.aggregate import ByGrain, Family, Median, Total
+from kpisync.kpi.aggregate import ByGrain, Median, Total
+from kpisync.kpi.families import Family
 from kpisync.kpi.registry import KpiDef, register
 
 GRAINS = ("org", "team", "user", "account")

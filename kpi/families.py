@@ -1,0 +1,148 @@
+"""Fact families and their set-based rollups: facts → (grain, key, period) sums and samples.
+
+A `Family` is one SQL query over the live temp tables whose rows are facts
+about single records (`rec`), placed in a segment (`seg`) or already in a
+period (`period`), with one column per grain they can be attributed to and
+one column per measure. A family is rolled up once per compute for every
+grain and period at once (pre-summed per segment first), and every KPI built
+on it picks its measures (kpisync.kpi.aggregate). The same SQL, filtered,
+lists the records behind a value for `kpi explain`.
+
+Grain columns: org → '', team → team, user → user_id, region → region,
+channel → channel, activity_type → atype, account → account_id,
+contact → contact_id, opportunity → opportunity_id.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpisync.kpi.context import Context
+
+Row = tuple[str, str, str, Any, Any, Any]  # grain, key, period, value, numerator, denominator
+Wanted = dict[str, tuple[str, ...]]  # grain -> period labels to report
+# grain -> periods reported only for keys that have data (record grains in calendar
+# periods: an account without cases this month gets no row, not a 0)
+Sparse = dict[str, frozenset[str]]
+Key = tuple[str, str, str]  # grain, key, period
+
+GRAIN_COLUMN = {
+    "team": "team",
+    "user": "user_id",
+    "region": "region",
+    "channel": "channel",
+    "activity_type": "atype",
+    "account": "account_id",
+    "contact": "contact_id",
+    "opportunity": "opportunity_id",
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    sql: str  # columns: rec, seg | period, the grain columns, the measures (or x)
+    grains: tuple[str, ...]
+    measures: tuple[str, ...] = ()  # summed columns; empty: a sample family with column x
+    by: str = "seg"  # "seg": facts carry a segment; "period": facts carry a period label
+    only: tuple[str, ...] = ()  # roll up these periods only (a record grain's rolling window)
+    params: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {}, compare=False)
+
+    @property
+    def columns(self) -> list[str]:
+        return [GRAIN_COLUMN[g] for g in self.grains if g != "org"]
+
+
+def rollup_sql(fam: Family) -> str:
+    cols = fam.columns
+    dims = "".join(f"{c}, " for c in cols)
+    sums = ", ".join(f"sum({m}) AS {m}" for m in fam.measures)
+    only = " AND ps.period IN (" + ", ".join(f"'{p}'" for p in fam.only) + ")" if fam.only else ""
+    if fam.by == "seg":
+        facts = f"""s AS MATERIALIZED (
+              SELECT seg, {dims}{sums} FROM ({fam.sql}) WHERE seg IS NOT NULL
+              GROUP BY seg{"".join(f", {c}" for c in cols)}),
+            f AS MATERIALIZED (
+              SELECT ps.period, {", ".join(f"s.{c}" for c in cols) + ", " if cols else ""}
+                     {", ".join(f"sum(s.{m}) AS {m}" for m in fam.measures)}
+              FROM s JOIN k_period_seg ps ON ps.seg = s.seg{only}
+              GROUP BY ps.period{"".join(f", s.{c}" for c in cols)})"""
+    else:
+        facts = f"""f AS MATERIALIZED (
+              SELECT period, {dims}{sums} FROM ({fam.sql})
+              GROUP BY period{"".join(f", {c}" for c in cols)})"""
+    if len(fam.grains) == 1 and fam.grains[0] != "org":  # f is already per key and period
+        col = GRAIN_COLUMN[fam.grains[0]]
+        return (
+            f"WITH {facts} SELECT '{fam.grains[0]}' AS grain, {col} AS key, period, {', '.join(fam.measures)} "
+            f"FROM f WHERE {col} IS NOT NULL"
+        )
+    parts = []
+    for grain in fam.grains:
+        col = "''" if grain == "org" else GRAIN_COLUMN[grain]
+        where = "" if grain == "org" else f" WHERE {col} IS NOT NULL"
+        parts.append(
+            f"SELECT '{grain}' AS grain, {col} AS key, period, {', '.join(f'sum({m}) AS {m}' for m in fam.measures)} "
+            f"FROM f{where} GROUP BY {col}, period"
+        )
+    return f"WITH {facts} " + " UNION ALL ".join(parts)
+
+
+def sums(ctx: Context, fam: Family) -> dict[Key, tuple[Any, ...]]:
+    """Each measure summed per (grain, key, period); absent keys counted nothing."""
+
+    def build() -> dict[Key, tuple[Any, ...]]:
+        rows = ctx.query(rollup_sql(fam), fam.params(ctx))
+        return {(g, str(k), p): tuple(v or 0 for v in vals) for g, k, p, *vals in rows}
+
+    return ctx.memo(f"sums:{fam.name}", build)
+
+
+def samples(ctx: Context, fam: Family) -> dict[Key, list[float]]:
+    """The values of column x per (grain, key, period), for medians and means."""
+
+    def build() -> dict[Key, list[float]]:
+        cols = fam.columns
+        where = "seg IS NOT NULL" if fam.by == "seg" else "1"
+        sql = f"SELECT {fam.by}, {''.join(c + ', ' for c in cols)}x FROM ({fam.sql}) WHERE {where}"
+        grains = [(g, None if g == "org" else cols.index(GRAIN_COLUMN[g])) for g in fam.grains]
+        # gathered per segment first, then joined per period: a fact is touched once,
+        # not once per period containing it (a median does not depend on the order)
+        placed: dict[tuple[str, str, Any], list[float]] = defaultdict(list)
+        for where_in, *dims, x in ctx.query(sql, fam.params(ctx)):
+            if x is None:
+                continue
+            for grain, i in grains:
+                key = "" if i is None else dims[i]
+                if key is not None:
+                    placed[(grain, str(key), where_in)].append(x)
+        out: dict[Key, list[float]] = defaultdict(list)
+        for (grain, key, where_in), xs in placed.items():
+            for label in ctx.seg_periods.get(where_in, ()) if fam.by == "seg" else (where_in,):
+                out[(grain, key, label)] += xs
+        return dict(out)
+
+    return ctx.memo(f"samples:{fam.name}", build)
+
+
+def records(ctx: Context, fam: Family, grain: str, key: str, period: str) -> list[dict[str, Any]]:
+    """The fact rows behind one value (for `kpi explain`)."""
+    where = []
+    params = dict(fam.params(ctx))
+    if grain != "org":
+        where.append(f"{GRAIN_COLUMN[grain]} = :key")
+        params["key"] = key
+    if fam.by == "seg":
+        where.append("seg IN (SELECT seg FROM k_period_seg WHERE period = :period)")
+    else:
+        where.append("period = :period")
+    params["period"] = period
+    cur = ctx.conn.execute(
+        f"SELECT * FROM ({fam.sql}) WHERE {' AND '.join(where)} ORDER BY rec",
+        {"as_of": ctx.as_of_text, **params},
+    )
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur]
