@@ -32,6 +32,7 @@ import orjson
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 _RESULTS = re.compile(r'"results"[ \t\n\r]*:[ \t\n\r]*\[')
+_RESULTS_BYTES = re.compile(rb'"results"[ \t\n\r]*:[ \t\n\r]*\[')
 
 
 def loads_page(body: bytes | str) -> tuple[dict[str, Any], list[str]]:
@@ -45,10 +46,25 @@ def loads_page(body: bytes | str) -> tuple[dict[str, Any], list[str]]:
         results = data.get("results")
         if not isinstance(results, list) or not results:
             return data, []
-        raws = _slices(text, results)
+        raws = _joined(body, results) or _slices(text, results)
         if raws is not None:
             return data, raws
     return _scan(text)
+
+
+def _joined(body: bytes | str, results: list[Any]) -> list[str] | None:
+    """The common case in one comparison: the body holds the records exactly as orjson writes them,
+    comma-separated (a compact body whose text is orjson's). None: the record-by-record way decides."""
+    wire = body if isinstance(body, bytes | bytearray) else body.encode()
+    found = _RESULTS_BYTES.search(wire)
+    if found is None:
+        return None
+    encoded = [orjson.dumps(record) for record in results]
+    start = found.end()
+    joined = b",".join(encoded)
+    if not wire.startswith(joined, start) or wire[start + len(joined) : start + len(joined) + 1] != b"]":
+        return None
+    return [raw.decode() for raw in encoded]
 
 
 def _slices(text: str, results: list[Any]) -> list[str] | None:
