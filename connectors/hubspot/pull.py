@@ -74,18 +74,19 @@ class Puller:
         rows: dict[str, list[dict[str, Any]]] = {t: [] for t in self.spec.tables}
         quarantined: list[Quarantined] = []
         main = self.spec.tables[0]
+        mapper, name, prop = self.opts["mapper"], self.name, self.prop
+        echo = self.c.echo.is_own_write if self.c.echo.any() else None  # none noted: no record is our echo
         for n, record in enumerate(records):
-            if self.c.echo.is_own_write(
-                self.name, str(record.get("id")), (record.get("properties") or {}).get(self.prop)
-            ):
+            if echo is not None and echo(name, str(record.get("id")), (record.get("properties") or {}).get(prop)):
                 continue  # nothing changed since our own write-back (docs/hubspot.md, "own echo")
             try:
-                mapped = map_record(self.opts["mapper"], record, ctx, self.name, raws[n] if raws else None)
+                mapped = map_record(mapper, record, ctx, name, raws[n] if raws else None)
             except SkippableRecord as exc:
                 quarantined.append(Quarantined(str(record.get("id")), str(exc), raws[n] if raws else _raw(record)))
                 continue
             for table, table_rows in mapped.items():
-                rows[table].extend(table_rows)
+                if table_rows:
+                    rows[table] += table_rows
             for old in merged_ids(record):
                 rows[main].append({"id": old, "is_deleted": 1, "synced_at": ctx.synced_at})
         return Page({t: r for t, r in rows.items() if r}, cursor=cursor, quarantined=quarantined)
