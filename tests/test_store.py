@@ -293,6 +293,12 @@ def test_deferred_indexes_come_back_even_after_a_crash(tmp_path: Path) -> None:
 def test_a_bulk_load_has_a_large_page_cache_and_gives_it_back(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "bulk.db")
     before = store.conn.execute("PRAGMA cache_size").fetchone()[0]
+    checkpoint = store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     with store.indexes_deferred():
         assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == -store_module.BULK_CACHE_KIB
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == store_module.BULK_CHECKPOINT_PAGES
+        store.upsert("activities", [{"id": f"a{n}", "raw": "x" * 2000} for n in range(2000)])
     assert store.conn.execute("PRAGMA cache_size").fetchone()[0] == before
+    assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == checkpoint
+    assert (tmp_path / "bulk.db-wal").stat().st_size == 0  # checkpointed whole at the end
+    assert store.count("activities") == 2000

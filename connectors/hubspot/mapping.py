@@ -139,7 +139,9 @@ class Lookup:
         self._default = vmap.default
 
     def lookup(self, raw: Any) -> str | None:
-        found = self.match(raw)
+        if raw is None or raw == "":
+            return self._default
+        found = self._exact.get(str(raw).strip().lower()) if self._exact is not None else self.match(raw)
         return self._default if found is None else found
 
     def match(self, raw: Any) -> str | None:
@@ -240,10 +242,14 @@ class Context:
 def first(record: dict[str, Any], to_type: str) -> str | None:
     """The lowest associated id of a type: deterministic whichever endpoint (list inline, v4) supplied the links."""
     links = record.get("associations")
-    results = (links.get(to_type) or {}).get("results") if links else None
+    if not links:
+        return None
+    results = (links.get(to_type) or {}).get("results")
     if not results:
         return None
     best = str(results[0]["id"])
+    if len(results) == 1:
+        return best
     for link in results:  # a pair comes twice (primary and unlabeled, §3.1): usually one id
         rid = str(link["id"])
         if rid != best and (len(rid), rid) < (len(best), best):  # numeric order of digit strings
@@ -261,13 +267,11 @@ _RAW = json.JSONEncoder(
 ).encode  # built once: json.dumps(..., separators) is not
 
 
-def _base(record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"is_deleted": 0, "raw": None, "synced_at": ctx.synced_at}  # raw: filled by map_record
-
-
 def merged_ids(record: dict[str, Any]) -> list[str]:
     """Ids merged into this record (§5.6): contacts `id:ms;…`, others `id;id`."""
-    props = record.get("properties") or {}
+    props = record.get("properties")
+    if not props:
+        return []
     raw = props.get("hs_calculated_merged_vids") or props.get("hs_merged_object_ids")
     if not raw:
         return []
@@ -291,7 +295,9 @@ def map_company(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
         "created_at": ts(p.get("createdate") or record.get("createdAt")),
         "churned_at": ts(p.get(churn)) if churn else None,
         "annual_revenue": _float(p.get("annualrevenue")),
-        **_base(record, ctx),
+        "is_deleted": 0,
+        "raw": None,  # filled by map_record
+        "synced_at": ctx.synced_at,
     }
     return {"accounts": [row]}
 
@@ -322,7 +328,9 @@ def map_contact(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
         "converted_at": None,
         "converted_contact_id": None,
         "nps_score": int(float(p[nps])) if nps and p.get(nps) not in (None, "") else None,
-        **_base(record, ctx),
+        "is_deleted": 0,
+        "raw": None,  # filled by map_record
+        "synced_at": ctx.synced_at,
     }
     events = []
     for stage, v2, v1 in ctx.lifecycle_properties():
@@ -362,7 +370,9 @@ def map_deal(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
         "channel": ctx.channel.lookup(p.get(ctx.channel.field)),
         "competitor_price": _float(p.get(price)) if price else None,
         "region": _region(ctx, p),
-        **_base(record, ctx),
+        "is_deleted": 0,
+        "raw": None,  # filled by map_record
+        "synced_at": ctx.synced_at,
     }
     history = []
     for label, v2, v1 in ctx.deal_stage_properties():
@@ -374,8 +384,9 @@ def map_deal(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
 
 def _outcome(ctx: Context, p: dict[str, Any]) -> str | None:
     for rule in ctx.outcome_rules:
-        if p.get(rule.field) not in (None, ""):
-            found = rule.lookup(p.get(rule.field))
+        value = p.get(rule.field)
+        if value is not None and value != "":
+            found = rule.lookup(value)
             if found is not None:
                 return found
     return None
@@ -384,7 +395,8 @@ def _outcome(ctx: Context, p: dict[str, Any]) -> str | None:
 def map_engagement(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
     p = record["properties"]
     kind = ENGAGEMENT_TYPE[object_type]
-    type_map, direction_map = ctx.maps["activity_type"], ctx.maps["activity_direction"]
+    maps = ctx.maps
+    type_map, direction_map = maps["activity_type"], maps["activity_direction"]
     if type_map is not None and p.get(type_map.field) not in (None, ""):
         kind = type_map.lookup(p.get(type_map.field)) or kind
     if object_type == "calls":
@@ -419,7 +431,9 @@ def map_engagement(record: dict[str, Any], ctx: Context, object_type: str) -> Ro
         "duration_s": duration,
         "outcome": _outcome(ctx, p),
         "subject": subject[:255] if subject else None,
-        **_base(record, ctx),
+        "is_deleted": 0,
+        "raw": None,  # filled by map_record
+        "synced_at": ctx.synced_at,
     }
     return {"activities": [row]}
 
@@ -440,7 +454,9 @@ def map_ticket(record: dict[str, Any], ctx: Context, object_type: str) -> Rows:
         "first_response_at": ts(p.get("first_agent_reply_date")),
         "closed_at": ts(p.get("closed_date")),
         "is_closed": int(is_closed),
-        **_base(record, ctx),
+        "is_deleted": 0,
+        "raw": None,  # filled by map_record
+        "synced_at": ctx.synced_at,
     }
     return {"cases": [row]}
 
@@ -474,7 +490,9 @@ def map_owner(owner: dict[str, Any], ctx: Context, object_type: str) -> Rows:
         "region": _owner_value(ctx.maps["user_region"], fields, team_names),
         "manager_id": None,
         "is_active": 0 if owner.get("archived") else 1,
-        **_base(owner, ctx),
+        "is_deleted": 0,
+        "raw": None,  # filled by map_record
+        "synced_at": ctx.synced_at,
     }
     return {"users": [row]}
 
@@ -496,5 +514,7 @@ def map_record(mapper: str, record: dict[str, Any], ctx: Context, object_type: s
         rows = MAPPERS[mapper](record, ctx, object_type)
     except (KeyError, TypeError, ValueError, BadTimestamp) as exc:
         raise SkippableRecord(f"{object_type} {record.get('id')}: {type(exc).__name__}: {exc}") from None
-    next(iter(rows.values()))[0]["raw"] = raw if raw is not None else _RAW(record)
+    for main in rows.values():  # the first table's row
+        main[0]["raw"] = raw if raw is not None else _RAW(record)
+        break
     return rows

@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kpisync.config import parse_interval
 from kpisync.connectors.base import ObjectSpec, Page, Quarantined
@@ -38,12 +38,15 @@ from kpisync.timestamps import format_ts, utc_now
 if TYPE_CHECKING:
     from kpisync.connectors.hubspot.connector import HubSpotConnector
 
+T = TypeVar("T")
+
 SEARCH_CAP = 10_000
 SEARCH_LIMIT = 200
 LIST_LIMIT = 100
 OVERLAP_MS = 60_000  # search lags writes by seconds, reportedly up to ~30 s (§4)
 STORE_BATCH = 1_000  # list records per Page of a full pull
 READ_AHEAD = 10  # list pages fetched ahead of the mapping
+MAPPED_AHEAD = 2  # mapped Pages (of STORE_BATCH records) ahead of the store
 
 
 def iso_ms(stamp: int) -> str:
@@ -74,18 +77,19 @@ class Puller:
         rows: dict[str, list[dict[str, Any]]] = {t: [] for t in self.spec.tables}
         quarantined: list[Quarantined] = []
         main = self.spec.tables[0]
+        mapper, name, prop = self.opts["mapper"], self.name, self.prop
+        echo = self.c.echo.is_own_write if self.c.echo.any() else None  # none noted: no record is our echo
         for n, record in enumerate(records):
-            if self.c.echo.is_own_write(
-                self.name, str(record.get("id")), (record.get("properties") or {}).get(self.prop)
-            ):
+            if echo is not None and echo(name, str(record.get("id")), (record.get("properties") or {}).get(prop)):
                 continue  # nothing changed since our own write-back (docs/hubspot.md, "own echo")
             try:
-                mapped = map_record(self.opts["mapper"], record, ctx, self.name, raws[n] if raws else None)
+                mapped = map_record(mapper, record, ctx, name, raws[n] if raws else None)
             except SkippableRecord as exc:
                 quarantined.append(Quarantined(str(record.get("id")), str(exc), raws[n] if raws else _raw(record)))
                 continue
             for table, table_rows in mapped.items():
-                rows[table].extend(table_rows)
+                if table_rows:
+                    rows[table] += table_rows
             for old in merged_ids(record):
                 rows[main].append({"id": old, "is_deleted": 1, "synced_at": ctx.synced_at})
         return Page({t: r for t, r in rows.items() if r}, cursor=cursor, quarantined=quarantined)
@@ -93,31 +97,44 @@ class Puller:
     # ------------------------------------------------------------ full
 
     def full(self) -> Iterator[Page]:
+        """The listing in Pages of `STORE_BATCH` records. Two threads work ahead of the caller: one fetches
+        and parses list pages, one maps them; the caller's store writes (SQLite releases the GIL while it
+        writes, commits and syncs) overlap both."""
         started = int(time.time() * 1000) - OVERLAP_MS
         props = self.c.properties_for(self.spec, refresh=True)  # a full pull sees properties created since
         assoc = list(self.opts.get("associations") or ())
+        listing = self._ahead(self._listing(archived=False, properties=props, associations=assoc), READ_AHEAD)
+        yield from self._ahead(self._batches(listing), MAPPED_AHEAD)
+        yield Page({}, cursor=iso_ms(started))
+
+    def _ahead(self, items: Iterator[T], most: int) -> Iterator[T]:
+        return ahead(items, most, f"hubspot-list-{self.name}", self.c.config.connection.timeout_s + 1)
+
+    def _batches(self, listing: Iterator[tuple[list[dict[str, Any]], list[str]]]) -> Iterator[Page]:
         batch: list[dict[str, Any]] = []
         raws: list[str] = []
-        for records, texts in self._listing(archived=False, properties=props, associations=assoc):
-            batch.extend(records)
-            raws.extend(texts)
-            if len(batch) >= STORE_BATCH:  # fewer, larger store transactions; the cursor moves at the end anyway
+        try:
+            for records, texts in listing:
+                batch.extend(records)
+                raws.extend(texts)
+                if len(batch) >= STORE_BATCH:  # fewer, larger store transactions; the cursor moves at the end anyway
+                    yield self.page(batch, None, raws)
+                    batch, raws = [], []
+            if batch:
                 yield self.page(batch, None, raws)
-                batch, raws = [], []
-        if batch:
-            yield self.page(batch, None, raws)
-        yield Page({}, cursor=iso_ms(started))
+        finally:
+            _close(listing)
 
     def _listing(
         self, *, archived: bool, properties: list[str], associations: list[str]
     ) -> Iterator[tuple[list[dict[str, Any]], list[str]]]:
-        """List pages in `after` order, each as (records, their JSON texts). A reader thread fetches up to READ_AHEAD pages ahead while the
-        caller maps and stores (one request in flight at a time: pacing and paging order are unchanged)."""
-
-        def fetch(after: str | None) -> tuple[dict[str, Any], list[str]]:
-            return self.c.client.page(
+        """List pages in `after` order, each as (records, their JSON texts), one request at a time."""
+        after: str | None = None
+        seen: set[str] = set()
+        while True:
+            data, raws = self.c.client.page(
                 f"list {self.name}",
-                lambda a, kw: a.objects.get_page(
+                lambda a, kw, after=after: a.objects.get_page(
                     self.name,
                     limit=LIST_LIMIT,
                     after=after,
@@ -127,49 +144,13 @@ class Puller:
                     **kw,
                 ),
             )
-
-        Item = tuple[tuple[list[dict[str, Any]], list[str]] | None, BaseException | None]
-        pages: queue.Queue[Item] = queue.Queue(READ_AHEAD)
-        stop = threading.Event()
-
-        def put(item: Item) -> None:
-            while not stop.is_set():
-                try:
-                    pages.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-
-        def read() -> None:
-            after: str | None = None
-            seen: set[str] = set()
-            try:
-                while not stop.is_set():
-                    data, raws = fetch(after)
-                    after = ((data.get("paging") or {}).get("next") or {}).get("after")
-                    if after in seen:  # a paginator that repeats itself would loop forever
-                        raise RunError(f"HubSpot list {self.name}: paging token {after!r} returned twice")
-                    put(((data.get("results") or [], raws), None))
-                    if not after:
-                        put((None, None))
-                        return
-                    seen.add(after)
-            except BaseException as exc:  # handed to the caller's thread, raised there
-                put((None, exc))
-
-        reader = threading.Thread(target=read, name=f"hubspot-list-{self.name}", daemon=True)
-        reader.start()
-        try:
-            while True:
-                listed, error = pages.get()
-                if error is not None:
-                    raise error
-                if listed is None:
-                    return
-                yield listed
-        finally:
-            stop.set()
-            reader.join(timeout=self.c.config.connection.timeout_s + 1)
+            after = ((data.get("paging") or {}).get("next") or {}).get("after")
+            if after in seen:  # a paginator that repeats itself would loop forever
+                raise RunError(f"HubSpot list {self.name}: paging token {after!r} returned twice")
+            yield data.get("results") or [], raws
+            if not after:
+                return
+            seen.add(after)
 
     def due(self, cursor: str | None, *, full: bool) -> bool:
         """Is an archived listing due? Always on a full or first pull; else `schedule.deletions` after the last."""
@@ -185,7 +166,7 @@ class Puller:
             return
         started = int(time.time() * 1000)
         main = self.spec.tables[0]
-        for records, _ in self._listing(archived=True, properties=[], associations=[]):
+        for records, _ in self._ahead(self._listing(archived=True, properties=[], associations=[]), READ_AHEAD):
             stamp = utc_now()
             markers = [{"id": str(r["id"]), "is_deleted": 1, "synced_at": stamp} for r in records]
             if markers:
@@ -288,6 +269,55 @@ class Puller:
                 break
         if archived:
             yield Page({}, cursor=iso_ms(started))
+
+
+def ahead(items: Iterator[T], most: int, name: str, join_s: float) -> Iterator[T]:
+    """`items`, produced by a thread of their own up to `most` ahead of the caller. An exception in the
+    thread is raised in the caller's at the same point of the sequence; closing this generator (or
+    leaving it early) stops the thread, which closes `items` (a generator's own threads stop too)."""
+    Item = tuple[T | None, BaseException | None, bool]  # (item, error, done)
+    queued: queue.Queue[Item] = queue.Queue(most)
+    stop = threading.Event()
+
+    def put(item: Item) -> None:
+        while not stop.is_set():
+            try:
+                queued.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for item in items:
+                put((item, None, False))
+                if stop.is_set():  # not one item (one request) more once the caller has left
+                    return
+            put((None, None, True))
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            put((None, exc, True))
+        finally:
+            _close(items)
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error, done = queued.get()
+            if error is not None:
+                raise error
+            if done:
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join(timeout=join_s)
+
+
+def _close(items: Iterator[Any]) -> None:
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 def _raw(record: dict[str, Any]) -> str:

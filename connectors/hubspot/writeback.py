@@ -77,6 +77,10 @@ class EchoLedger:
             self._load()[f"{object_type}/{record_id}"] = (stamp, time.time())
             self._dirty = True
 
+    def any(self) -> bool:
+        """Is any write-back noted? (None noted: no record can be our own echo.)"""
+        return bool(self._load())
+
     def is_own_write(self, object_type: str, record_id: str, modified: Any) -> bool:
         entries = self._load()
         if not entries:

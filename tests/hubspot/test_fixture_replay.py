@@ -138,3 +138,41 @@ def test_a_cut_short_page_body_is_a_json_error(cut: int) -> None:
     text = (FIXTURES / "contacts_page.json").read_bytes()
     with pytest.raises(json.JSONDecodeError):
         loads_page(text[: len(text) * cut // 11])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # as the sandbox spells non-ASCII (json.dumps' default): the record's text is not orjson's
+        '{"results":[{"id":"1","properties":{"city":"Bogot\\u00e1"}},{"id":"2","properties":{"city":"Lima"}}]}',
+        '{"results":[{"id":"1","properties":{"city":"Bogotá"}}]}',  # raw UTF-8, as orjson writes it
+        '{ "results" : [ {"id": "1", "n": 1e3} ,\n {"id":"2","n":-0.50} ] , "paging": {"next": {"after": "2"}}}',
+        '{"paging":{"results":[{"id":"1"}]},"results":[{"id":"1"},{"id":"3"}]}',  # nested "results" first
+        '{"total":2,"results":[{"id":"1","big":123456789012345678901234567890}]}',  # orjson refuses: scanned
+        '{"results":[{"id":"1","s":"a \\"results\\":[ b"},{"id":"2","e":"\\ud83d\\ude00 \\/"}]}',
+        '{"results":[],"paging":null}',
+        '{"results":"none"}',
+        '{"status":"error"}',
+    ],
+)
+def test_loads_page_keeps_the_exact_wire_text_of_each_result(body: str) -> None:
+    from kpisync.connectors.hubspot.wire import loads_page
+
+    for given in (body, body.encode()):
+        data, raws = loads_page(given)
+        assert data == json.loads(body)
+        results = data.get("results")
+        assert raws == ([_slice(body, r) for r in results] if isinstance(results, list) else [])
+
+
+def _slice(body: str, record: dict[str, object]) -> str:
+    """The text of `record` in `body`, by the standard library's scanner."""
+    decoder = json.JSONDecoder()
+    start = body.index("[", body.rindex('"results"')) + 1
+    while True:
+        while body[start] in " \n\t\r,":
+            start += 1
+        item, end = decoder.raw_decode(body, start)
+        if item == record:
+            return body[start:end]
+        start = end
