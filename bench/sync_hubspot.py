@@ -236,6 +236,13 @@ def main() -> None:
         f"(the first ≤ {NAIVE_CAP:,} records of {', '.join(measured)})",
         flush=True,
     )
+    # where the two goals meet: kpisync does the floor's work for every record (HTTP, parse) and then
+    # maps and stores it, in one process, so above 1.0 here the 10x goal is out of any client's reach
+    tenfold_vs_floor = 10 * (naive_records / naive_s) / (floor_records / floor_s)
+    print(
+        f"10x the naive script is {10 * naive_records / naive_s:,.0f} records/s, {tenfold_vs_floor:.2f}x the raw floor",
+        flush=True,
+    )
     portal.close()
     result = {
         "size": args.size,
@@ -247,6 +254,7 @@ def main() -> None:
         "connector_records_per_s": round(pulled / pull_s, 1),
         "connector_ratio": round((pulled / pull_s) / (floor_records / floor_s), 3),
         "vs_naive": round((records / seconds) / (naive_records / naive_s), 2),
+        "naive_x10_vs_floor": round(tenfold_vs_floor, 2),
         "api_calls": api_calls,
         "min_api_calls": min_calls,
         "incremental_api_calls": incremental["calls"],
