@@ -35,8 +35,11 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
     ),
     (
         "k_contacts",
-        # a lead converted (by as_of) into a deleted contact is that deleted person
-        f"""SELECT c.* FROM main.contacts c
+        # a lead converted (by as_of) into a deleted contact is that deleted person;
+        # only the columns read below (c.* copied every record's raw JSON, ~1.3 KB on a synced store)
+        f"""SELECT c.id, c.owner_id, c.account_id, c.region, c.channel, c.lifecycle_stage,
+               c.created_at, c.converted_at, c.converted_contact_id
+        FROM main.contacts c
         WHERE {_LIVE.format(t="c")} AND coalesce(c.created_at, '') <= :as_of
           AND NOT EXISTS (SELECT 1 FROM main.contacts t WHERE t.id = c.converted_contact_id
                           AND t.id <> c.id AND t.is_deleted = 1

@@ -210,3 +210,18 @@ def test_inlined_segment_search_matches_the_python_one() -> None:
         assert conn.execute(sql, {"ts": ts}).fetchone()[0] == segments.index(ts)
 
     same()
+
+
+def test_live_tables_leave_the_raw_json_in_the_store(org: Org) -> None:
+    """A synced store keeps each record's JSON (~1.3 KB a HubSpot contact): the live tables of a
+    compute copy the columns the KPIs read, never that copy."""
+    from kpisync.kpi.context import Context
+
+    build_deals(org)
+    org.contact("c1", "u1", raw='{"id": "c1"}')
+    conn = org.store.conn
+    with Context(conn, KpiSettings(), parse_as_of(AS_OF)):
+        tables = [r[0] for r in conn.execute("SELECT name FROM temp.sqlite_master WHERE type = 'table'")]
+        copied = {t: {r[1] for r in conn.execute(f'PRAGMA temp.table_info("{t}")')} for t in tables}
+        assert "k_contacts" in copied and "c1" in {r[0] for r in conn.execute("SELECT id FROM k_contacts")}
+    assert not [t for t, columns in copied.items() if "raw" in columns]
