@@ -88,17 +88,26 @@ V1_DDL = [
 ]
 
 
-def test_old_store_migrates_without_losing_rows(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+def old_store(path: Path, version: int, *statements: str) -> Path:
+    """A store file as another kpisync version left it: the given statements run, at schema `version`."""
     conn = sqlite3.connect(path)
-    for ddl in V1_DDL:
-        conn.execute(ddl)
-    conn.execute("INSERT INTO accounts (id, name) VALUES ('001A', 'Acme')")
-    conn.execute("INSERT INTO writeback_state VALUES ('salesforce', 'Account', '001A', 'KPI_CLV__c', '10.0', 'x')")
-    conn.execute("INSERT INTO sync_state VALUES ('salesforce', 'Account', '2026-01-01T00:00:00Z', 'x')")
-    conn.execute("PRAGMA user_version = 1")
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.commit()
     conn.close()
+    return path
+
+
+def test_old_store_migrates_without_losing_rows(tmp_path: Path) -> None:
+    path = old_store(
+        tmp_path / "old.db",
+        1,
+        *V1_DDL,
+        "INSERT INTO accounts (id, name) VALUES ('001A', 'Acme')",
+        "INSERT INTO writeback_state VALUES ('salesforce', 'Account', '001A', 'KPI_CLV__c', '10.0', 'x')",
+        "INSERT INTO sync_state VALUES ('salesforce', 'Account', '2026-01-01T00:00:00Z', 'x')",
+    )
 
     with Store.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
@@ -134,16 +143,13 @@ def test_indexes_no_query_reads_are_dropped_from_old_stores(tmp_path: Path) -> N
 
 
 def test_old_quota_key_is_widened_so_monthly_and_quarterly_quotas_coexist(tmp_path: Path) -> None:
-    path = tmp_path / "v3.db"
-    conn = sqlite3.connect(path)
-    conn.execute(
+    path = old_store(
+        tmp_path / "v3.db",
+        3,
         "CREATE TABLE quotas (user_id TEXT, team TEXT, period_start TEXT, period_end TEXT, amount REAL, "
-        "source TEXT, PRIMARY KEY (user_id, team, period_start))"
+        "source TEXT, PRIMARY KEY (user_id, team, period_start))",
+        "INSERT INTO quotas VALUES ('u1', 'T1', '2026-01-01', '2026-04-01', 9000, 'q.csv')",
     )
-    conn.execute("INSERT INTO quotas VALUES ('u1', 'T1', '2026-01-01', '2026-04-01', 9000, 'q.csv')")
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
 
     with Store.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
@@ -156,16 +162,13 @@ def test_old_quota_key_is_widened_so_monthly_and_quarterly_quotas_coexist(tmp_pa
 
 
 def test_old_kpi_values_become_without_rowid_and_keep_their_rows(tmp_path: Path) -> None:
-    path = tmp_path / "v5.db"
-    conn = sqlite3.connect(path)
-    conn.execute(
+    path = old_store(
+        tmp_path / "v5.db",
+        5,
         "CREATE TABLE kpi_values (kpi TEXT, grain TEXT, key TEXT, period TEXT, value REAL, numerator REAL, "
-        "denominator REAL, unit TEXT, computed_at TEXT, PRIMARY KEY (kpi, grain, key, period))"
+        "denominator REAL, unit TEXT, computed_at TEXT, PRIMARY KEY (kpi, grain, key, period))",
+        "INSERT INTO kpi_values VALUES ('win_rate', 'user', 'u1', '2026-Q1', 0.5, 1, 2, 'ratio', 'x')",
     )
-    conn.execute("INSERT INTO kpi_values VALUES ('win_rate', 'user', 'u1', '2026-Q1', 0.5, 1, 2, 'ratio', 'x')")
-    conn.execute("PRAGMA user_version = 5")
-    conn.commit()
-    conn.close()
 
     with Store.open(path) as store:
         assert store.schema_version == SCHEMA_VERSION
@@ -191,11 +194,7 @@ def test_partial_migration_then_rest(tmp_path: Path) -> None:
 
 
 def test_a_newer_store_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.commit()
-    conn.close()
+    path = old_store(tmp_path / "s.db", SCHEMA_VERSION + 1)
     with pytest.raises(StoreError, match="newer than this kpisync"):
         Store.open(path)
 
