@@ -26,7 +26,7 @@ _UNIVERSE_SQL = {
                  UNION SELECT region FROM k_opps WHERE region IS NOT NULL""",
     "channel": """SELECT channel FROM k_persons WHERE channel IS NOT NULL
                   UNION SELECT channel FROM k_opps WHERE channel IS NOT NULL
-                  UNION SELECT channel FROM main.spend WHERE channel IS NOT NULL""",
+                  UNION SELECT channel FROM k_spend WHERE channel IS NOT NULL""",
     "account": "SELECT id AS key FROM k_accounts",
     "contact": "SELECT id AS key FROM k_persons",
     "opportunity": "SELECT id AS key FROM k_opps",
@@ -40,8 +40,9 @@ class Context:
     timestamps; the temp tables of `kpisync.kpi.live` are built on open.
     """
 
-    def __init__(self, conn: sqlite3.Connection, settings: KpiSettings, as_of: datetime) -> None:
+    def __init__(self, conn: sqlite3.Connection, settings: KpiSettings, as_of: datetime, schema: str = "temp") -> None:
         self.conn = conn
+        self.schema = schema  # where the live tables are: temp, or an attached scratch database
         self.settings = settings
         self.as_of = as_of
         self.as_of_text = format_ts(as_of)
@@ -60,23 +61,24 @@ class Context:
         self._universe: dict[str, list[str]] = {}
 
     def open(self) -> Context:
+        """Build the live tables (in one read snapshot of the store) and the period tables."""
         conn = self.conn
-        # One read snapshot for the whole compute, and one transaction for its temp
-        # tables: in autocommit every row written to a temp table is a transaction
-        # of its own, and a sync committing halfway would mix two states of the store.
+        # One read snapshot for the whole build, and one transaction for its tables:
+        # in autocommit every row written to a temp table is a transaction of its
+        # own, and a sync committing halfway would mix two states of the store.
         self._own_snapshot = not conn.in_transaction
         if self._own_snapshot:
             conn.execute("BEGIN")
-        conn.create_function("kpi_seg", 1, self.segments.index, deterministic=True)
-        live.build(conn, self.as_of_text, self.segments.bounds)
+        self.register(conn)
+        live.build(conn, self.as_of_text, self.segments.bounds, self.schema)
         # lo, hi: the period is segments [lo, hi), so "before the period" is seg < lo
         conn.execute(
-            "CREATE TEMP TABLE k_periods (label TEXT PRIMARY KEY, kind TEXT, start TEXT, "
+            f"CREATE TABLE {self.schema}.k_periods (label TEXT PRIMARY KEY, kind TEXT, start TEXT, "
             '"end" TEXT, start_date TEXT, end_date TEXT, working_days INTEGER, lo INTEGER, hi INTEGER)'
         )
         bounds = self.segments.bounds
         conn.executemany(
-            "INSERT INTO k_periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {self.schema}.k_periods VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     p.label,
@@ -92,13 +94,24 @@ class Context:
                 for p in self.periods.values()
             ],
         )
-        conn.execute("CREATE TEMP TABLE k_period_seg (seg INTEGER, period TEXT)")
+        conn.execute(f"CREATE TABLE {self.schema}.k_period_seg (seg INTEGER, period TEXT)")
         conn.executemany(
-            "INSERT INTO k_period_seg VALUES (?, ?)",
+            f"INSERT INTO {self.schema}.k_period_seg VALUES (?, ?)",
             [(seg, label) for seg, labels in self.seg_periods.items() for label in labels],
         )
-        conn.execute("CREATE INDEX temp.k_period_seg_seg ON k_period_seg (seg)")
+        conn.execute(f"CREATE INDEX {self.schema}.k_period_seg_seg ON k_period_seg (seg)")
         return self
+
+    def register(self, conn: sqlite3.Connection) -> None:
+        """The SQL functions KPI queries may call."""
+        conn.create_function("kpi_seg", 1, self.segments.index, deterministic=True)
+
+    def worker(self, conn: sqlite3.Connection) -> Context:
+        """A context for another connection that reads the live tables this one built
+        (in an attached scratch database, committed): same periods, its own memo."""
+        other = Context(conn, self.settings, self.as_of, self.schema)
+        other.register(conn)
+        return other
 
     def end_snapshot(self) -> None:
         """Commit the temp tables and let go of the read snapshot (before writing results)."""
@@ -109,7 +122,8 @@ class Context:
     def close(self) -> None:
         for key in [k for k in self._memo if k.startswith("table:")]:
             self.conn.execute(f"DROP TABLE IF EXISTS temp.{self._memo.pop(key)}")
-        live.drop(self.conn)
+        if self.schema == "temp":
+            live.drop(self.conn)
         self.end_snapshot()
 
     def __enter__(self) -> Context:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
 
+from kpisync.kpi import workers
 from kpisync.kpi.aggregate import families_of
 from kpisync.kpi.catalog import OUT_OF_REACH
 from kpisync.kpi.context import Context
@@ -25,6 +26,7 @@ from kpisync.kpi.families import Sparse, Wanted
 from kpisync.kpi.periods import parse_as_of
 from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
 from kpisync.kpi.settings import KpiSettings
+from kpisync.schema import KPI_VALUES
 from kpisync.store import Store
 from kpisync.timestamps import format_ts, utc_now
 
@@ -40,6 +42,10 @@ __all__ = [
 ]
 
 FIELDS = ("kpi", "grain", "key", "period", "value", "numerator", "denominator", "unit")
+# a worker's output: kpi_values less computed_at, in its key order, so that copying
+# it into kpi_values fills that B-tree in order instead of at random places
+_OUT_COLUMNS = ", ".join(f"{name} {kind}" for name, kind in KPI_VALUES.columns if name in FIELDS)
+OUT_TABLE = f"({_OUT_COLUMNS}, PRIMARY KEY ({', '.join(KPI_VALUES.pk)})) WITHOUT ROWID"
 
 
 class KpiRows(Sequence[dict[str, Any]]):
@@ -142,63 +148,126 @@ def compute(
     """Compute KPIs as of `as_of` (default now) and store them in `kpi_values`.
 
     The rows of the computed KPI ids and grains are replaced in one transaction;
-    computing the whole catalog replaces the whole table.
+    computing the whole catalog replaces the whole table. With more than one
+    worker (settings.workers) the KPI families are computed on that many
+    connections at once (kpisync.kpi.workers); the values are the same.
     """
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
+    groups = workers.sharing_groups(chosen, lambda c: families_of(c[0].compute))
+    count = min(settings.worker_count, len(groups))
+    conn = store.conn
     timings: dict[str, float] = {}
     began = time.perf_counter()
-    with Context(store.conn, settings, moment) as ctx:
-        timings["live tables"] = time.perf_counter() - began
-        conn = ctx.conn
-        conn.execute(f"CREATE TEMP TABLE k_out ({', '.join(FIELDS)})")
-        insert = f"INSERT INTO k_out VALUES ({', '.join('?' for _ in FIELDS)})"
-        needed = [families_of(defn.compute) for defn, _ in chosen]
-        for i, (defn, grains_wanted) in enumerate(chosen):
-            assert defn.compute is not None, defn.id
-            began = time.perf_counter()
-            wanted, sparse = periods_wanted(ctx, defn, grains_wanted)
-            in_python: Wanted = {}
-            for grain, periods in wanted.items():
-                dense = tuple(p for p in periods if p not in sparse.get(grain, ()))
-                query = defn.compute.record_sql(ctx, grain, periods, dense) if grain in RECORD_GRAINS else None
-                if query is None:
-                    in_python[grain] = periods
-                    continue
-                sql, params = query
-                conn.execute(
-                    f"""INSERT INTO k_out SELECT :kpi, :grain, key, period, value, numerator, denominator, :unit
-                    FROM ({sql}) WHERE value IS NOT NULL""",
-                    {**params, "as_of": ctx.as_of_text, "kpi": defn.id, "grain": grain, "unit": defn.unit},
-                )
-            # a record-level value that does not apply (yet) is no row: write-back
-            # reads a missing row as null, and there are millions of records
-            conn.executemany(
-                insert,
-                (
-                    (defn.id, grain, key, period, value, num, den, defn.unit)
-                    for grain, key, period, value, num, den in defn.compute(ctx, in_python, sparse)
-                    if value is not None or grain not in RECORD_GRAINS
-                ),
-            )
-            timings[defn.id] = time.perf_counter() - began
-            ctx.forget(needed[i] - set().union(*needed[i + 1 :]))
-        ctx.end_snapshot()
+    if count < 2 or conn.in_transaction:  # (a caller's transaction cannot attach a scratch database)
+        with Context(conn, settings, moment) as ctx:
+            timings["live tables"] = time.perf_counter() - began
+            conn.execute(f"CREATE TEMP TABLE k_out {OUT_TABLE}")
+            for group in groups:
+                _compute_group(ctx, group, "temp.k_out", timings)
+            ctx.end_snapshot()
+            return _write(store, chosen, [], timings, kpis is None and grains is None, moment)
+    with workers.scratch() as folder:
+        workers.attach(conn, folder / "live.db", "k_live")
+        outputs = [folder / f"out{i}.db" for i in range(count)]
+        try:
+            with Context(conn, settings, moment, schema="k_live") as ctx:
+                ctx.end_snapshot()  # the live tables committed for the workers to read
+                timings["live tables"] = time.perf_counter() - began
+
+                def work(i: int, next_group: Callable[[], list[Chosen] | None]) -> None:
+                    own = workers.connect(folder / "live.db")
+                    try:
+                        workers.attach(own, outputs[i], "out")
+                        own.execute(f"CREATE TABLE out.k_out {OUT_TABLE}")
+                        mine = ctx.worker(own)
+                        own.execute("BEGIN")
+                        while (group := next_group()) is not None:
+                            _compute_group(mine, group, "out.k_out", timings)
+                        own.execute("COMMIT")
+                    finally:
+                        own.close()
+
+                workers.run(groups, count, work)
+            conn.execute("DETACH DATABASE k_live")
+            for i, path in enumerate(outputs):
+                workers.attach(conn, path, f"k_out{i}")
+            tables = [f"k_out{i}.k_out" for i in range(count)]
+            return _write(store, chosen, tables, timings, kpis is None and grains is None, moment)
+        finally:
+            attached = {row[1] for row in conn.execute("PRAGMA database_list")}
+            for schema in sorted(attached & {"k_live", *(f"k_out{i}" for i in range(count))}):
+                conn.execute(f"DETACH DATABASE {schema}")
+
+
+Chosen = tuple[KpiDef, list[str]]
+
+
+def _compute_group(ctx: Context, group: list[Chosen], out: str, timings: dict[str, float]) -> None:
+    """Compute a group of KPIs (sharing families) into the table `out`, then free their rollups."""
+    insert = f"INSERT OR REPLACE INTO {out} VALUES ({', '.join('?' for _ in FIELDS)})"
+    conn = ctx.conn
+    for defn, grains_wanted in group:
+        assert defn.compute is not None, defn.id
         began = time.perf_counter()
-        computed_at = utc_now()
-        pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
-        with store.transaction():
-            if kpis is None and grains is None:  # the whole catalog: the whole table
-                conn.execute("DELETE FROM kpi_values")
-            else:
-                conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
+        wanted, sparse = periods_wanted(ctx, defn, grains_wanted)
+        in_python: Wanted = {}
+        for grain, periods in wanted.items():
+            dense = tuple(p for p in periods if p not in sparse.get(grain, ()))
+            query = defn.compute.record_sql(ctx, grain, periods, dense) if grain in RECORD_GRAINS else None
+            if query is None:
+                in_python[grain] = periods
+                continue
+            sql, params = query
             conn.execute(
-                "INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM k_out",
-                (computed_at,),
+                f"""INSERT OR REPLACE INTO {out} SELECT :kpi, :grain, key, period, value, numerator, denominator, :unit
+                FROM ({sql}) WHERE value IS NOT NULL""",
+                {**params, "as_of": ctx.as_of_text, "kpi": defn.id, "grain": grain, "unit": defn.unit},
             )
-        in_memory = store.path == ":memory:"
-        rows = conn.execute(f"SELECT {', '.join(FIELDS)} FROM k_out").fetchall() if in_memory else []
-        timings["write"] = time.perf_counter() - began
+        # a record-level value that does not apply (yet) is no row: write-back
+        # reads a missing row as null, and there are millions of records
+        conn.executemany(
+            insert,
+            (
+                (defn.id, grain, key, period, value, num, den, defn.unit)
+                for grain, key, period, value, num, den in defn.compute(ctx, in_python, sparse)
+                if value is not None or grain not in RECORD_GRAINS
+            ),
+        )
+        timings[defn.id] = time.perf_counter() - began
+    ctx.forget(set().union(*(families_of(defn.compute) for defn, _ in group)))
+
+
+def _write(
+    store: Store,
+    chosen: list[Chosen],
+    tables: list[str],
+    timings: dict[str, float],
+    whole: bool,
+    moment: datetime,
+) -> ComputeResult:
+    """Replace the computed KPIs' rows in kpi_values by the rows of `tables` (the
+    temp k_out when none), in one transaction."""
+    conn = store.conn
+    began = time.perf_counter()
+    computed_at = utc_now()
+    sources = tables or ["temp.k_out"]
+    pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
+    with store.transaction():
+        if whole:  # the whole catalog: the whole table
+            conn.execute("DELETE FROM kpi_values")
+        else:
+            conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
+        for source in sources:
+            conn.execute(f"INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM {source}", (computed_at,))
+    in_memory = store.path == ":memory:"
+    rows = (
+        [r for source in sources for r in conn.execute(f"SELECT {', '.join(FIELDS)} FROM {source}")]
+        if in_memory
+        else []
+    )
+    conn.execute("DROP TABLE IF EXISTS temp.k_out")
+    timings["write"] = time.perf_counter() - began
     kpi_ids = sorted({kpi for kpi, _ in pairs})
     where = f"computed_at = ? AND kpi IN ({', '.join('?' for _ in kpi_ids)})"
     values = KpiRows(None if in_memory else store.path, where, [computed_at, *kpi_ids], rows)

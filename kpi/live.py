@@ -221,6 +221,15 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         FROM k_cases c""",
     ),
     (
+        "k_stage_history",
+        # the KPI queries read only live tables (a parallel compute's workers see
+        # nothing else), so the stage history, quotas and spend they use are copied
+        """SELECT opportunity_id, stage, entered_at FROM main.opportunity_stage_history
+        WHERE entered_at <= :as_of""",
+    ),
+    ("k_quotas", "SELECT user_id, team, period_start, period_end, amount FROM main.quotas"),
+    ("k_spend", "SELECT channel, period_start, period_end, amount FROM main.spend"),
+    (
         "k_surveys",
         """SELECT s.id, s.kind, s.score, s.submitted_at, kpi_seg(s.submitted_at) AS seg,
                s.user_id, su.team AS user_team,
@@ -234,38 +243,40 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
     ),
 )
 
-# indexes made right after their table, for the tables built from it
+# indexes made right after their table, for the tables built from it ({s}: the schema)
 INDEXES: dict[str, tuple[str, ...]] = {
-    "k_users": ("CREATE INDEX temp.k_users_id ON k_users (id)",),
-    "k_contacts": ("CREATE INDEX temp.k_contacts_id ON k_contacts (id)",),
-    "k_person_map": ("CREATE INDEX temp.k_person_map_contact ON k_person_map (contact_id)",),
-    "k_persons": ("CREATE INDEX temp.k_persons_id ON k_persons (id)",),
-    "k_lc": ("CREATE INDEX temp.k_lc_person ON k_lc (person_id, stage)",),
-    "k_stages": ("CREATE INDEX temp.k_stages_person ON k_stages (person_id)",),
+    "k_users": ("CREATE INDEX {s}.k_users_id ON k_users (id)",),
+    "k_contacts": ("CREATE INDEX {s}.k_contacts_id ON k_contacts (id)",),
+    "k_person_map": ("CREATE INDEX {s}.k_person_map_contact ON k_person_map (contact_id)",),
+    "k_persons": ("CREATE INDEX {s}.k_persons_id ON k_persons (id)",),
+    "k_lc": ("CREATE INDEX {s}.k_lc_person ON k_lc (person_id, stage)",),
+    "k_stages": ("CREATE INDEX {s}.k_stages_person ON k_stages (person_id)",),
     "k_opps": (
-        "CREATE INDEX temp.k_opps_account ON k_opps (account_id)",
-        "CREATE INDEX temp.k_opps_id ON k_opps (id)",
+        "CREATE INDEX {s}.k_opps_account ON k_opps (account_id)",
+        "CREATE INDEX {s}.k_opps_id ON k_opps (id)",
     ),
-    "k_accounts": ("CREATE INDEX temp.k_accounts_id ON k_accounts (id)",),
+    "k_accounts": ("CREATE INDEX {s}.k_accounts_id ON k_accounts (id)",),
     "k_acts": (
-        "CREATE INDEX temp.k_touch_person ON k_acts (person_id, occurred_at) WHERE is_touch",
-        "CREATE INDEX temp.k_touch_opp ON k_acts (opportunity_id, occurred_at) WHERE is_touch AND opportunity_id IS NOT NULL",
+        "CREATE INDEX {s}.k_touch_person ON k_acts (person_id, occurred_at) WHERE is_touch",
+        "CREATE INDEX {s}.k_touch_opp ON k_acts (opportunity_id, occurred_at) WHERE is_touch AND opportunity_id IS NOT NULL",
     ),
+    "k_stage_history": ("CREATE INDEX {s}.k_stage_history_opp ON k_stage_history (opportunity_id, entered_at)",),
 }
 # live "tables" that are views: no copy of a million rows when an index serves the reads
 VIEWS = frozenset({"k_touch"})
 
 
-def build(conn: sqlite3.Connection, as_of: str, bounds: Sequence[str]) -> None:
-    """Create the temp tables for one compute (dropping any left from the last)."""
-    drop(conn)
+def build(conn: sqlite3.Connection, as_of: str, bounds: Sequence[str], schema: str = "temp") -> None:
+    """Create the live tables for one compute in `schema` (dropping any left from the last):
+    temp, or an attached scratch database that parallel workers can read."""
+    drop(conn, schema)
     for name, select in LIVE_TABLES:
         if name in VIEWS:
-            conn.execute(f"CREATE TEMP VIEW {name} AS {select}")
+            conn.execute(f"CREATE VIEW {schema}.{name} AS {select}")
         else:
-            conn.execute(f"CREATE TEMP TABLE {name} AS {inline_segments(select, bounds)}", {"as_of": as_of})
+            conn.execute(f"CREATE TABLE {schema}.{name} AS {inline_segments(select, bounds)}", {"as_of": as_of})
         for statement in INDEXES.get(name, ()):
-            conn.execute(statement)
+            conn.execute(statement.format(s=schema))
 
 
 def inline_segments(sql: str, bounds: Sequence[str]) -> str:
@@ -301,9 +312,9 @@ def segment_case(expr: str, bounds: Sequence[str]) -> str:
     return f"(CASE WHEN {x} IS NULL OR {x} < '{bounds[0]}' OR {x} >= '{bounds[-1]}' THEN NULL ELSE {body} END)"
 
 
-def drop(conn: sqlite3.Connection) -> None:
+def drop(conn: sqlite3.Connection, schema: str = "temp") -> None:
     for name, _ in reversed(LIVE_TABLES):
-        conn.execute(f"DROP {'VIEW' if name in VIEWS else 'TABLE'} IF EXISTS temp.{name}")
+        conn.execute(f"DROP {'VIEW' if name in VIEWS else 'TABLE'} IF EXISTS {schema}.{name}")
     conn.execute("DROP TABLE IF EXISTS temp.k_out")
-    conn.execute("DROP TABLE IF EXISTS temp.k_periods")
-    conn.execute("DROP TABLE IF EXISTS temp.k_period_seg")
+    conn.execute(f"DROP TABLE IF EXISTS {schema}.k_periods")
+    conn.execute(f"DROP TABLE IF EXISTS {schema}.k_period_seg")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MAX_WORKERS = 4  # past a few, the connections wait on the disk and each other, not the CPU
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,9 @@ class KpiSettings:
     clv_lifetime_years: float | None = None
     # clv: the longest lifetime assumed, also used when nobody churned
     clv_cap_years: float = 10.0
+    # connections computing KPI families at once (SQLite runs each on its own core);
+    # None: one per CPU this process may use, at most MAX_WORKERS
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -40,7 +46,16 @@ class KpiSettings:
             raise ValueError("kpi settings: clv_cap_years must be > 0")
         if self.clv_lifetime_years is not None and self.clv_lifetime_years <= 0:
             raise ValueError("kpi settings: clv_lifetime_years must be > 0")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("kpi settings: workers must be >= 1")
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        return max(1, min(cpus, MAX_WORKERS))

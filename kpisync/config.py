@@ -362,6 +362,9 @@ class KpiConfig(Strict):
         description="opportunity stages that mean a proposal was sent",
     )
     clv: ClvSettings = Field(default_factory=ClvSettings)
+    workers: int | None = Field(
+        None, ge=1, le=64, description="KPI families computed at once; unset = one per CPU, at most 4"
+    )
 
 
 class Inputs(Strict):

@@ -42,6 +42,7 @@ def kpi_settings(config: Config | None) -> KpiSettings:
         proposal_stages=tuple(config.kpi.proposal_stages),
         clv_lifetime_years=config.kpi.clv.lifetime_years,
         clv_cap_years=config.kpi.clv.cap_years,
+        workers=config.kpi.workers,
     )
 
 

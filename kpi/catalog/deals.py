@@ -107,7 +107,7 @@ PROPOSALS = Family(
     """SELECT DISTINCT o.id AS rec, p.label AS period, o.owner_id AS user_id, o.team,
            1 AS proposals
     FROM k_opps o
-    JOIN main.opportunity_stage_history h ON h.opportunity_id = o.id
+    JOIN k_stage_history h ON h.opportunity_id = o.id
     JOIN k_periods p ON h.entered_at >= p.start AND h.entered_at < p."end"
     WHERE h.stage IN (SELECT value FROM json_each(:stages)) AND h.entered_at <= :as_of
       AND p.kind <> 'all'""",
@@ -124,7 +124,7 @@ def _quotas(ctx: Context) -> dict[tuple[str, str], float]:
     def build() -> dict[tuple[str, str], float]:
         rows = ctx.query(
             """SELECT q.user_id, q.team, u.team, p.label, q.amount
-            FROM main.quotas q
+            FROM k_quotas q
             JOIN k_periods p ON substr(q.period_start, 1, 10) = p.start_date
                             AND substr(q.period_end, 1, 10) = p.end_date
             LEFT JOIN k_users u ON u.id = q.user_id
@@ -206,7 +206,7 @@ DAYS_OPEN = RecordSql(
 DAYS_IN_CURRENT_STAGE = RecordSql(
     """SELECT o.id, CASE WHEN o.closed_at IS NULL THEN
                (unixepoch(:as_of) - unixepoch(coalesce(
-                   (SELECT max(h.entered_at) FROM main.opportunity_stage_history h
+                   (SELECT max(h.entered_at) FROM k_stage_history h
                     WHERE h.opportunity_id = o.id AND h.entered_at <= :as_of),
                    o.created_at))) / 86400.0
            END, NULL, NULL

@@ -85,7 +85,7 @@ def spend_by_period(ctx: Context) -> dict[tuple[str, str], float]:
             (label, _local(p.start, ctx), _local(p.end, ctx)) for label, p in ctx.periods.items() if label != "all"
         ]
         rows = ctx.query(
-            """SELECT channel, period_start, period_end, amount FROM main.spend
+            """SELECT channel, period_start, period_end, amount FROM k_spend
             WHERE amount IS NOT NULL AND period_start < period_end"""
         )
         for channel, first, after, amount in rows:

@@ -1,0 +1,94 @@
+"""A compute on several connections at once (kpisync.kpi.workers) gives the values of one."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kpisync.generator import DEFAULT_NOW, build_org
+from kpisync.kpi import engine, workers
+from kpisync.kpi.settings import MAX_WORKERS, KpiSettings
+from kpisync.store import Store
+
+
+@pytest.fixture(scope="module")
+def org_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("workers") / "org.db"
+    with Store.open(path) as store:
+        build_org(store, "small", seed=7)
+    return path
+
+
+@pytest.fixture
+def scratch_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Where the computes put their scratch folders (to see that they are removed)."""
+    root = tmp_path / "scratch"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    yield root
+
+
+def _values(store: Store) -> list[tuple[object, ...]]:
+    return store.conn.execute(
+        "SELECT kpi, grain, key, period, value, numerator, denominator, unit FROM kpi_values ORDER BY 1, 2, 3, 4"
+    ).fetchall()
+
+
+def _attached(store: Store) -> set[str]:
+    """The databases attached to the store's connection, besides its own and temp."""
+    return {row[1] for row in store.conn.execute("PRAGMA database_list")} - {"main", "temp"}
+
+
+def test_workers_compute_the_values_of_one_connection(
+    org_path: Path, scratch_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[int] = []
+    real_run = workers.run
+    monkeypatch.setattr(workers, "run", lambda groups, n, work: (ran.append(n), real_run(groups, n, work)))
+    with Store.open(org_path) as store:
+        engine.compute(store, KpiSettings(workers=1), as_of=DEFAULT_NOW)
+        alone = _values(store)
+        assert ran == []  # one worker: the store's own connection and temp tables
+        result = engine.compute(store, KpiSettings(workers=3), as_of=DEFAULT_NOW)
+        assert ran == [3]
+        assert _values(store) == alone and len(alone) > 10_000
+        assert len(result.values) == len(alone)
+        assert _attached(store) == set()
+    assert list(scratch_root.iterdir()) == []
+
+
+def test_an_error_in_a_worker_stops_the_compute_and_keeps_the_old_values(
+    org_path: Path, scratch_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = engine._compute_group
+
+    def failing(ctx, group, out, timings):  # type: ignore[no-untyped-def]
+        if any(defn.id == "touches" for defn, _ in group):
+            raise RuntimeError("disk on fire")
+        real(ctx, group, out, timings)
+
+    with Store.open(org_path) as store:
+        engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=["win_rate", "touches"])
+        before = store.conn.execute("SELECT * FROM kpi_values ORDER BY 1, 2, 3, 4").fetchall()
+        monkeypatch.setattr(engine, "_compute_group", failing)
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            engine.compute(store, KpiSettings(workers=2), as_of="2026-01-01T00:00:00Z")
+        assert store.conn.execute("SELECT * FROM kpi_values ORDER BY 1, 2, 3, 4").fetchall() == before
+        assert _attached(store) == set() and not store.conn.in_transaction
+    assert list(scratch_root.iterdir()) == []
+
+
+def test_kpis_sharing_a_family_are_grouped() -> None:
+    families = {"a": {"f"}, "b": {"g"}, "c": {"h"}, "d": {"g", "f"}, "e": set(), "f": {"h"}}
+    groups = workers.sharing_groups(list(families), families.__getitem__)
+    assert groups == [["a", "b", "d"], ["c", "f"], ["e"]]
+
+
+def test_worker_count_is_bounded_and_settable() -> None:
+    assert 1 <= KpiSettings().worker_count <= MAX_WORKERS
+    assert KpiSettings(workers=7).worker_count == 7
+    with pytest.raises(ValueError, match="workers"):
+        KpiSettings(workers=0)
