@@ -12,6 +12,7 @@ the catalog's attribution table, so KPI queries only pick columns.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 
@@ -310,6 +311,23 @@ def segment_case(expr: str, bounds: Sequence[str]) -> str:
         return "NULL"
     body = search(0, len(bounds) - 1).replace("x <", f"{x} <")
     return f"(CASE WHEN {x} IS NULL OR {x} < '{bounds[0]}' OR {x} >= '{bounds[-1]}' THEN NULL ELSE {body} END)"
+
+
+def tables_read(text: str) -> set[str]:
+    """The live tables a query (or any text holding queries) reads, through views too."""
+    names = set(re.findall(r"\bk_\w+", text)) & {name for name, _ in LIVE_TABLES}
+    for view in names & VIEWS:
+        names |= tables_read(dict(LIVE_TABLES)[view])
+    return names - VIEWS
+
+
+def sizes(conn: sqlite3.Connection) -> dict[str, int]:
+    """Rows per live table (just built: its rowids count from 1 without gaps)."""
+    return {
+        name: int(conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {name}").fetchone()[0])
+        for name, _ in LIVE_TABLES
+        if name not in VIEWS
+    }
 
 
 def drop(conn: sqlite3.Connection, schema: str = "temp") -> None:

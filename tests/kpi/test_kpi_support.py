@@ -43,3 +43,17 @@ def test_case_resolution_hours(v) -> None:
     assert v.v("case_resolution_hours", "team", "T1") == 282.0
     assert v.v("case_resolution_hours", "account", "A1", "all") == 282.0
     assert v.row("case_resolution_hours", "user", "u3") == (None, None, 0)
+
+
+def test_case_resolution_hours_per_account_is_the_middle_case(org: Org) -> None:
+    """Odd and even counts per account and period."""
+    build_support(org)
+    org.account("A3", "u1")
+    org.case("k7", "u1", "2026-02-01T00:00:00Z", "2026-02-01T10:00:00Z", account_id="A3")  # 10 h
+    org.case("k8", "u1", "2026-02-02T00:00:00Z", "2026-02-02T02:00:00Z", account_id="A3")  # 2 h
+    org.case("k9", "u1", "2026-01-05T00:00:00Z", "2026-01-06T06:00:00Z", account_id="A3")  # 30 h
+    v = org.compute(kpis=["case_resolution_hours"])
+    assert v.row("case_resolution_hours", "account", "A3", "all") == (10.0, None, 3)  # median(2, 10, 30)
+    assert v.row("case_resolution_hours", "account", "A3", "2026-02") == (6.0, None, 2)  # (2 + 10) / 2
+    assert v.row("case_resolution_hours", "account", "A3", "2026-01") == (30.0, None, 1)
+    assert ("case_resolution_hours", "account", "A1", "2026-01") not in v  # no case closed: no row
