@@ -1,11 +1,14 @@
 """Benchmark: full-catalog KPI compute on a generated org.
 
     python bench/kpi_compute.py --size small|medium|large [--seed 7] [--cache DIR]
+                                [--workers N] [--side-by-side]
 
 Builds the org once (kpisync.generator) into a cached store file, in a child
 process so the measured peak RSS is the compute's own; then times one full
 recompute (every KPI, grain and period, written to kpi_values) as of the
-generator's `now`. Prints a readable summary, and as the LAST line one JSON
+generator's `now`, on one connection per CPU (or --workers). --side-by-side
+first times the same compute on one connection, in the same process, and
+prints the speedup. Prints a readable summary, and as the LAST line one JSON
 object: size, activities, seconds, values, peak_rss_mb (and more).
 """
 
@@ -42,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "kpisync-bench"))
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--top", type=int, default=8, help="slowest steps to show")
+    parser.add_argument("--workers", type=int, help="connections computing at once (default: one per CPU, up to 4)")
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="also time the compute on one connection, in the same run, and print the speedup",
+    )
     args = parser.parse_args(argv)
     path = Path(args.cache) / f"org-{args.size}-seed{args.seed}.db"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,16 +78,28 @@ def main(argv: list[str] | None = None) -> int:
     from kpisync.kpi.settings import KpiSettings
     from kpisync.store import Store
 
+    settings = KpiSettings(workers=args.workers)
+    extra: dict[str, float] = {}
     with Store.open(path) as store:
         counts = {t: store.count(t) for t in ("users", "contacts", "opportunities", "activities", "cases")}
+        if args.side_by_side:
+            began = time.perf_counter()
+            compute(store, KpiSettings(workers=1), as_of=DEFAULT_NOW)
+            extra["seconds_one_connection"] = round(time.perf_counter() - began, 3)
         began = time.perf_counter()
-        result = compute(store, KpiSettings(), as_of=DEFAULT_NOW)
+        result = compute(store, settings, as_of=DEFAULT_NOW)
         seconds = time.perf_counter() - began
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     slowest = sorted(result.timings.items(), key=lambda kv: -kv[1])[: args.top]
     print(f"kpisync KPI compute, {args.size} org (seed {args.seed}), as of {result.as_of}")
     print("  rows: " + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
-    print(f"  full recompute: {seconds:.2f} s, {len(result.values):,} values, peak RSS {peak_mb:.0f} MB")
+    print(
+        f"  full recompute on {settings.worker_count} connection(s): {seconds:.2f} s, "
+        f"{len(result.values):,} values, peak RSS {peak_mb:.0f} MB"
+    )
+    if extra:
+        extra["speedup"] = round(extra["seconds_one_connection"] / seconds, 2)
+        print(f"  on one connection, same run: {extra['seconds_one_connection']:.2f} s: {extra['speedup']:.2f}x")
     print("  slowest steps: " + ", ".join(f"{k} {v:.2f} s" for k, v in slowest))
     print(
         json.dumps(
@@ -91,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(seconds, 3),
                 "values": len(result.values),
                 "peak_rss_mb": round(peak_mb, 1),
+                "workers": settings.worker_count,
+                **extra,
                 "store": str(path),
             }
         )

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kpisync.kpi import live
 from kpisync.kpi.context import Context
 from kpisync.kpi.families import Family, Key, Row, Sparse, Wanted, records, samples, sums
 from kpisync.kpi.record_grains import RecordQuery, fill_params, rollup_table, with_fill
@@ -264,6 +265,17 @@ def families_of(compute: Any) -> set[str]:
     if isinstance(family, Family):
         names.add(family.name)
     return names
+
+
+def tables_of(compute: Any) -> set[str] | None:
+    """The live tables a compute reads, from the SQL its fields hold; None for a compute
+    with code of its own (a subclass, a custom kind), which may read any."""
+    if type(compute) is ByGrain:
+        found = [tables_of(c) for c in (compute.default, *compute.special.values())]
+        return None if any(f is None for f in found) else set().union(*found)  # type: ignore[arg-type]
+    if type(compute) in (Total, Ratio, Mean, Median, PerWorkingDay, RecordSql):
+        return live.tables_read(repr(compute))
+    return None
 
 
 def _contributing(rows: list[dict[str, Any]], measure: str) -> list[tuple[str, Any]]:

@@ -32,6 +32,9 @@ _UNIVERSE_SQL = {
     "opportunity": "SELECT id AS key FROM k_opps",
 }
 
+# the live tables any KPI may read through its grains' universes
+UNIVERSE_TABLES = frozenset(live.tables_read(" ".join(_UNIVERSE_SQL.values())))
+
 
 class Context:
     """What every KPI compute function receives.
@@ -60,17 +63,18 @@ class Context:
         self._own_snapshot = False
         self._universe: dict[str, list[str]] = {}
 
-    def open(self) -> Context:
-        """Build the live tables (in one read snapshot of the store) and the period tables."""
+    def open(self, build: bool = True) -> Context:
+        """Make the period tables and build the live tables in one read snapshot of the
+        store; or, with build=False, leave the live tables to `build`."""
         conn = self.conn
         # One read snapshot for the whole build, and one transaction for its tables:
         # in autocommit every row written to a temp table is a transaction of its
         # own, and a sync committing halfway would mix two states of the store.
-        self._own_snapshot = not conn.in_transaction
+        self._own_snapshot = build and not conn.in_transaction
         if self._own_snapshot:
             conn.execute("BEGIN")
         self.register(conn)
-        live.build(conn, self.as_of_text, self.segments.bounds, self.schema)
+        live.drop(conn, self.schema)
         # lo, hi: the period is segments [lo, hi), so "before the period" is seg < lo
         conn.execute(
             f"CREATE TABLE {self.schema}.k_periods (label TEXT PRIMARY KEY, kind TEXT, start TEXT, "
@@ -100,7 +104,16 @@ class Context:
             [(seg, label) for seg, labels in self.seg_periods.items() for label in labels],
         )
         conn.execute(f"CREATE INDEX {self.schema}.k_period_seg_seg ON k_period_seg (seg)")
+        if build:
+            live.build(conn, self.as_of_text, self.segments.bounds, self.schema)
         return self
+
+    def build(self, on_table: Callable[[str, int], None]) -> None:
+        """Build the live tables one by one, each committed as it is done, for workers
+        that read them meanwhile: not one read snapshot, so the caller checks that
+        nothing changed the store during the build."""
+        assert not self.conn.in_transaction, "the workers could not see the tables"
+        live.build(self.conn, self.as_of_text, self.segments.bounds, self.schema, on_table)
 
     def register(self, conn: sqlite3.Connection) -> None:
         """The SQL functions KPI queries may call."""

@@ -11,6 +11,7 @@ replaces those KPIs' rows in `kpi_values` in one transaction.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -19,9 +20,9 @@ from datetime import datetime
 from typing import Any, overload
 
 from kpisync.kpi import live, workers
-from kpisync.kpi.aggregate import families_of
+from kpisync.kpi.aggregate import families_of, tables_of
 from kpisync.kpi.catalog import OUT_OF_REACH
-from kpisync.kpi.context import Context
+from kpisync.kpi.context import UNIVERSE_TABLES, Context
 from kpisync.kpi.families import Sparse, Wanted
 from kpisync.kpi.periods import parse_as_of
 from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
@@ -29,6 +30,8 @@ from kpisync.kpi.settings import KpiSettings
 from kpisync.schema import KPI_VALUES
 from kpisync.store import Store
 from kpisync.timestamps import format_ts, utc_now
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "OUT_OF_REACH",
@@ -155,57 +158,99 @@ def compute(
     """
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
+    whole = kpis is None and grains is None
     groups = workers.sharing_groups(chosen, lambda c: families_of(c[0].compute))
     count = min(settings.worker_count, len(groups))
-    conn = store.conn
+    # (a caller's own transaction cannot attach the scratch database)
+    if count > 1 and not store.conn.in_transaction:
+        result = _compute_in_parallel(store, settings, moment, chosen, groups, count, whole)
+        if result is not None:
+            return result
+        log.warning("kpi compute: the store changed while its live tables were built; computing again in one snapshot")
     timings: dict[str, float] = {}
     began = time.perf_counter()
-    if count < 2 or conn.in_transaction:  # (a caller's transaction cannot attach a scratch database)
-        with Context(conn, settings, moment) as ctx:
-            timings["live tables"] = time.perf_counter() - began
-            conn.execute(f"CREATE TEMP TABLE k_out {OUT_TABLE}")
-            began = time.perf_counter()
-            for group in groups:
-                _compute_group(ctx, group, "temp.k_out", timings)
-            timings["kpis"] = time.perf_counter() - began
-            ctx.end_snapshot()
-            return _write(store, chosen, [], timings, kpis is None and grains is None, moment)
+    with Context(store.conn, settings, moment) as ctx:
+        timings["live tables"] = time.perf_counter() - began
+        store.conn.execute(f"CREATE TEMP TABLE k_out {OUT_TABLE}")
+        began = time.perf_counter()
+        for group in groups:
+            _compute_group(ctx, group, "temp.k_out", timings)
+        timings["kpis"] = time.perf_counter() - began
+        ctx.end_snapshot()
+        return _write(store, chosen, [], timings, whole, moment)
+
+
+def _compute_in_parallel(
+    store: Store,
+    settings: KpiSettings,
+    moment: datetime,
+    chosen: list[Chosen],
+    groups: list[list[Chosen]],
+    count: int,
+    whole: bool,
+) -> ComputeResult | None:
+    """compute() on `count` worker connections, which start on a group as soon as the
+    live tables it reads are built; None when another connection wrote to the store
+    during the build (its tables are then not one snapshot)."""
+    conn = store.conn
+    timings: dict[str, float] = {}
+    every_table = {name for name, _ in live.LIVE_TABLES}
+
+    def needs(i: int) -> set[str]:
+        found = [tables_of(defn.compute) for defn, _ in groups[i]]
+        if any(f is None for f in found):
+            return every_table
+        return set(UNIVERSE_TABLES).union(*found)  # type: ignore[arg-type]
+
+    table_needs = {i: needs(i) for i in range(len(groups))}
+    schedule = workers.Schedule(range(len(groups)), table_needs.__getitem__, while_building=count - 1)
     with workers.scratch() as folder:
-        workers.attach(conn, folder / "live.db", "k_live")
         outputs = [folder / f"out{i}.db" for i in range(count)]
+        workers.attach(conn, folder / "live.db", "k_live", shared=True)
         try:
-            with Context(conn, settings, moment, schema="k_live") as ctx:
-                ctx.end_snapshot()  # the live tables committed for the workers to read
-                timings["live tables"] = time.perf_counter() - began
-                # the groups reading the most rows first, so that no big one starts last
-                rows = live.sizes(conn)
-                groups.sort(key=lambda g: -sum(rows[t] for t in live.tables_read(repr([d.compute for d, _ in g]))))
+            ctx = Context(conn, settings, moment, schema="k_live").open(build=False)
+            version = _data_version(conn)
 
-                def work(i: int, next_group: Callable[[], list[Chosen] | None]) -> None:
-                    own = workers.connect(folder / "live.db")
-                    try:
-                        workers.attach(own, outputs[i], "out")
-                        own.execute(f"CREATE TABLE out.k_out {OUT_TABLE}")
-                        mine = ctx.worker(own)
-                        own.execute("BEGIN")
-                        while (group := next_group()) is not None:
-                            _compute_group(mine, group, "out.k_out", timings)
-                        own.execute("COMMIT")
-                    finally:
-                        own.close()
-
+            def build() -> None:
                 began = time.perf_counter()
-                workers.run(groups, count, work)
-                timings["kpis"] = time.perf_counter() - began
+                ctx.build(schedule.built)
+                timings["live tables"] = time.perf_counter() - began
+
+            def work(i: int, next_group: Callable[[], int | None]) -> None:
+                own = workers.connect(folder / "live.db")
+                try:
+                    workers.attach(own, outputs[i], "out")
+                    own.execute(f"CREATE TABLE out.k_out {OUT_TABLE}")
+                    mine = ctx.worker(own)
+                    while (g := next_group()) is not None:
+                        own.execute("BEGIN")  # a read snapshot holding every table built by now
+                        _compute_group(mine, groups[g], "out.k_out", timings)
+                        own.execute("COMMIT")
+                finally:
+                    own.close()
+
+            began = time.perf_counter()
+            try:
+                workers.run(schedule, count, work, build)
+            finally:
+                ctx.close()
+            timings["kpis"] = time.perf_counter() - began  # with the build: they overlap
+            if _data_version(conn) != version:
+                return None
             conn.execute("DETACH DATABASE k_live")
             for i, path in enumerate(outputs):
                 workers.attach(conn, path, f"k_out{i}")
             tables = [f"k_out{i}.k_out" for i in range(count)]
-            return _write(store, chosen, tables, timings, kpis is None and grains is None, moment)
+            return _write(store, chosen, tables, timings, whole, moment)
         finally:
             attached = {row[1] for row in conn.execute("PRAGMA database_list")}
             for schema in sorted(attached & {"k_live", *(f"k_out{i}" for i in range(count))}):
                 conn.execute(f"DETACH DATABASE {schema}")
+
+
+def _data_version(conn: sqlite3.Connection) -> int:
+    """Changes when another connection commits to the store (PRAGMA data_version)."""
+    return int(conn.execute("PRAGMA main.data_version").fetchone()[0])
 
 
 Chosen = tuple[KpiDef, list[str]]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 TOUCH_TYPES = ("call", "email", "meeting", "visit")
 RESPONSE_OUTCOMES = ("positive", "negative", "replied")
@@ -129,6 +129,41 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         WHERE {_LIVE.format(t="a")} AND coalesce(a.created_at, '') <= :as_of""",
     ),
     (
+        "k_cases",
+        f"""SELECT c.id, c.owner_id, u.team, a.region, c.account_id, m.person_id, c.created_at,
+               CASE WHEN c.closed_at <= :as_of THEN c.closed_at END AS closed_at,
+               CASE WHEN c.first_response_at <= :as_of THEN c.first_response_at END
+                   AS first_response_at,
+               kpi_seg(c.created_at) AS created_seg,
+               kpi_seg(CASE WHEN c.closed_at <= :as_of THEN c.closed_at END) AS closed_seg
+        FROM main.cases c
+        LEFT JOIN main.accounts a ON a.id = c.account_id AND {_LIVE_ACCOUNT}
+        LEFT JOIN k_users u ON u.id = c.owner_id
+        LEFT JOIN k_person_map m ON m.contact_id = c.contact_id
+        WHERE {_LIVE.format(t="c")} AND c.created_at <= :as_of""",
+    ),
+    (
+        "k_stage_history",
+        # the KPI queries read only live tables (a parallel compute's workers see
+        # nothing else), so the stage history, quotas and spend they use are copied
+        """SELECT opportunity_id, stage, entered_at FROM main.opportunity_stage_history
+        WHERE entered_at <= :as_of""",
+    ),
+    ("k_quotas", "SELECT user_id, team, period_start, period_end, amount FROM main.quotas"),
+    ("k_spend", "SELECT channel, period_start, period_end, amount FROM main.spend"),
+    (
+        "k_surveys",
+        """SELECT s.id, s.kind, s.score, s.submitted_at, kpi_seg(s.submitted_at) AS seg,
+               s.user_id, su.team AS user_team,
+               a.id AS account_id, a.owner_id AS account_owner, a.team AS account_team
+        FROM main.surveys s
+        LEFT JOIN k_person_map m ON m.contact_id = s.contact_id
+        LEFT JOIN k_persons p ON p.id = m.person_id
+        LEFT JOIN k_accounts a ON a.id = coalesce(s.account_id, p.account_id)
+        LEFT JOIN k_users su ON su.id = s.user_id
+        WHERE s.submitted_at <= :as_of AND s.score IS NOT NULL""",
+    ),
+    (
         "k_acts",
         # an activity exists once logged (created_at); it is a touch or a
         # response once it happened (occurred_at); a meeting counts as booked
@@ -192,20 +227,6 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         FROM k_opps o""",
     ),
     (
-        "k_cases",
-        f"""SELECT c.id, c.owner_id, u.team, a.region, c.account_id, m.person_id, c.created_at,
-               CASE WHEN c.closed_at <= :as_of THEN c.closed_at END AS closed_at,
-               CASE WHEN c.first_response_at <= :as_of THEN c.first_response_at END
-                   AS first_response_at,
-               kpi_seg(c.created_at) AS created_seg,
-               kpi_seg(CASE WHEN c.closed_at <= :as_of THEN c.closed_at END) AS closed_seg
-        FROM main.cases c
-        LEFT JOIN main.accounts a ON a.id = c.account_id AND {_LIVE_ACCOUNT}
-        LEFT JOIN k_users u ON u.id = c.owner_id
-        LEFT JOIN k_person_map m ON m.contact_id = c.contact_id
-        WHERE {_LIVE.format(t="c")} AND c.created_at <= :as_of""",
-    ),
-    (
         "k_inbound",
         # inbound activities (at occurred_at) and cases (at created_at), with the
         # first later touch on the same person (a case: first_response_at when set)
@@ -220,27 +241,6 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                         (SELECT min(t.occurred_at) FROM k_touch t WHERE t.person_id = c.person_id
                            AND t.occurred_at > c.created_at))
         FROM k_cases c""",
-    ),
-    (
-        "k_stage_history",
-        # the KPI queries read only live tables (a parallel compute's workers see
-        # nothing else), so the stage history, quotas and spend they use are copied
-        """SELECT opportunity_id, stage, entered_at FROM main.opportunity_stage_history
-        WHERE entered_at <= :as_of""",
-    ),
-    ("k_quotas", "SELECT user_id, team, period_start, period_end, amount FROM main.quotas"),
-    ("k_spend", "SELECT channel, period_start, period_end, amount FROM main.spend"),
-    (
-        "k_surveys",
-        """SELECT s.id, s.kind, s.score, s.submitted_at, kpi_seg(s.submitted_at) AS seg,
-               s.user_id, su.team AS user_team,
-               a.id AS account_id, a.owner_id AS account_owner, a.team AS account_team
-        FROM main.surveys s
-        LEFT JOIN k_person_map m ON m.contact_id = s.contact_id
-        LEFT JOIN k_persons p ON p.id = m.person_id
-        LEFT JOIN k_accounts a ON a.id = coalesce(s.account_id, p.account_id)
-        LEFT JOIN k_users su ON su.id = s.user_id
-        WHERE s.submitted_at <= :as_of AND s.score IS NOT NULL""",
     ),
 )
 
@@ -267,10 +267,16 @@ INDEXES: dict[str, tuple[str, ...]] = {
 VIEWS = frozenset({"k_touch"})
 
 
-def build(conn: sqlite3.Connection, as_of: str, bounds: Sequence[str], schema: str = "temp") -> None:
-    """Create the live tables for one compute in `schema` (dropping any left from the last):
-    temp, or an attached scratch database that parallel workers can read."""
-    drop(conn, schema)
+def build(
+    conn: sqlite3.Connection,
+    as_of: str,
+    bounds: Sequence[str],
+    schema: str = "temp",
+    on_table: Callable[[str, int], None] | None = None,
+) -> None:
+    """Create the live tables for one compute in `schema`: temp, or an attached scratch
+    database that parallel workers read. `on_table(name, rows)` follows each table
+    (with its indexes)."""
     for name, select in LIVE_TABLES:
         if name in VIEWS:
             conn.execute(f"CREATE VIEW {schema}.{name} AS {select}")
@@ -278,6 +284,10 @@ def build(conn: sqlite3.Connection, as_of: str, bounds: Sequence[str], schema: s
             conn.execute(f"CREATE TABLE {schema}.{name} AS {inline_segments(select, bounds)}", {"as_of": as_of})
         for statement in INDEXES.get(name, ()):
             conn.execute(statement.format(s=schema))
+        if on_table is not None:
+            # just built: its rowids count from 1 without gaps
+            rows = 0 if name in VIEWS else conn.execute(f"SELECT max(rowid) FROM {schema}.{name}").fetchone()[0]
+            on_table(name, rows or 0)
 
 
 def inline_segments(sql: str, bounds: Sequence[str]) -> str:
@@ -314,20 +324,12 @@ def segment_case(expr: str, bounds: Sequence[str]) -> str:
 
 
 def tables_read(text: str) -> set[str]:
-    """The live tables a query (or any text holding queries) reads, through views too."""
+    """The live tables and views a query (or any text holding queries) reads, and the tables
+    under those views."""
     names = set(re.findall(r"\bk_\w+", text)) & {name for name, _ in LIVE_TABLES}
     for view in names & VIEWS:
         names |= tables_read(dict(LIVE_TABLES)[view])
-    return names - VIEWS
-
-
-def sizes(conn: sqlite3.Connection) -> dict[str, int]:
-    """Rows per live table (just built: its rowids count from 1 without gaps)."""
-    return {
-        name: int(conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {name}").fetchone()[0])
-        for name, _ in LIVE_TABLES
-        if name not in VIEWS
-    }
+    return names
 
 
 def drop(conn: sqlite3.Connection, schema: str = "temp") -> None:

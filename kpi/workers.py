@@ -2,19 +2,23 @@
 
 SQLite runs one statement on one core, and Python's sqlite3 lets go of the
 GIL while a statement runs: so threads, each with its own connection, compute
-KPI families side by side. The live tables they read are built once, by the
-store's connection in one read snapshot, into a scratch database file
-(`scratch`); each worker connection opens that file as its main database (it
-cannot see the store at all) and writes its rows into its own output file,
-which the store's connection copies into `kpi_values`.
+KPI families side by side. The store's connection builds the live tables
+into a scratch database file (`scratch`), table by table, each committed as
+it is done; it is kept in WAL mode so that readers and that one writer never
+wait for each other. Each worker connection opens that file as its main
+database (it cannot see the store at all), starts on a group of KPIs as soon
+as the tables the group reads are built (`Schedule`), and writes its rows
+into its own output file, which the store's connection copies into
+`kpi_values`.
 
 KPIs that share a family go to the same worker (`sharing_groups`), so a
-rollup is computed once; workers take the groups heaviest first from one queue.
+rollup is computed once. While the build runs (the longest path) it keeps a
+core to itself; of the groups ready, the one reading the most rows goes first,
+so that no big one starts last.
 """
 
 from __future__ import annotations
 
-import queue
 import shutil
 import sqlite3
 import tempfile
@@ -23,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -38,18 +42,18 @@ def scratch() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def attach(conn: sqlite3.Connection, path: Path, schema: str) -> None:
-    """Attach a scratch database: no journal and no fsync, it is thrown away after."""
+def attach(conn: sqlite3.Connection, path: Path, schema: str, *, shared: bool = False) -> None:
+    """Attach a scratch database: no fsync, it is thrown away after. One that others
+    read while this connection writes it (`shared`) keeps a WAL, so that neither
+    waits for the other; one connection's own output needs no journal at all."""
     conn.execute(f"ATTACH DATABASE ? AS {schema}", (str(path),))
-    conn.execute(f"PRAGMA {schema}.journal_mode = OFF")
+    conn.execute(f"PRAGMA {schema}.journal_mode = {'WAL' if shared else 'OFF'}")
     conn.execute(f"PRAGMA {schema}.synchronous = OFF")
 
 
 def connect(path: Path) -> sqlite3.Connection:
     """A worker's connection: the scratch database of live tables as its main."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = OFF")
-    return conn
+    return sqlite3.connect(path, isolation_level=None)
 
 
 def sharing_groups(items: Sequence[T], families: Callable[[T], set[str]]) -> list[list[T]]:
@@ -72,31 +76,86 @@ def sharing_groups(items: Sequence[T], families: Callable[[T], set[str]]) -> lis
     return [g for g in groups if g]
 
 
-def run(groups: Sequence[T], workers: int, work: Callable[[int, Callable[[], T | None]], None]) -> None:
-    """Run `work(i, next_group)` on `workers` threads; `next_group()` hands out the
-    groups in order, then None. The first error stops the others (after the group
-    each is on) and is raised here."""
-    pending: queue.SimpleQueue[T] = queue.SimpleQueue()
-    for group in groups:
-        pending.put(group)
-    failed = threading.Event()
+class Stopped(Exception):
+    """The build stops because a worker failed (whose error is the one raised)."""
 
-    def next_group() -> T | None:
-        if failed.is_set():
+
+class Schedule(Generic[T]):
+    """Hands groups to workers as the live tables they read get built: of the groups
+    ready, the one reading the most rows first, so that no big one starts last."""
+
+    def __init__(self, groups: Sequence[T], needs: Callable[[T], set[str]], while_building: int) -> None:
+        self._pending = list(groups)
+        self._needs = needs
+        # groups computed at once while the build runs: it is the longest path, so it
+        # keeps a core of its own
+        self._while_building = while_building
+        self._busy: set[int] = set()  # threads on a group
+        self._rows: dict[str, int] = {}  # built tables and their rows
+        self._building = True
+        self._failed = False
+        self._changed = threading.Condition()
+
+    def built(self, table: str, rows: int) -> None:
+        with self._changed:
+            if self._failed:
+                raise Stopped("a worker failed")
+            self._rows[table] = rows
+            self._changed.notify_all()
+
+    def all_built(self) -> None:
+        with self._changed:
+            self._building = False
+            self._changed.notify_all()
+
+    def fail(self) -> None:
+        with self._changed:
+            self._failed = True
+            self._changed.notify_all()
+
+    def next(self) -> T | None:
+        """The next group to compute, waiting for its tables; None when there is none."""
+        me = threading.get_ident()
+        with self._changed:
+            self._busy.discard(me)  # done with the last one
+            self._changed.notify_all()
+            while not self._failed and self._pending:
+                ready = [g for g in self._pending if self._needs(g) <= self._rows.keys()]
+                if ready and (not self._building or len(self._busy) < self._while_building):
+                    group = max(ready, key=lambda g: sum(self._rows[t] for t in self._needs(g)))
+                    self._pending.remove(group)
+                    self._busy.add(me)
+                    return group
+                if not self._building:
+                    missing = set().union(*(self._needs(g) for g in self._pending)) - self._rows.keys()
+                    raise RuntimeError(f"KPI queries read live tables that were never built: {sorted(missing)}")
+                self._changed.wait()
             return None
-        try:
-            return pending.get_nowait()
-        except queue.Empty:
-            return None
+
+
+def run(
+    schedule: Schedule[T], workers: int, work: Callable[[int, Callable[[], T | None]], None], build: Callable[[], None]
+) -> None:
+    """Run `work(i, schedule.next)` on `workers` threads while `build()` runs here.
+    The first error stops the others (after the group each is on) and is raised."""
 
     def guarded(i: int) -> None:
         try:
-            work(i, next_group)
+            work(i, schedule.next)
         except BaseException:
-            failed.set()
+            schedule.fail()
             raise
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kpisync-kpi") as pool:
         futures = [pool.submit(guarded, i) for i in range(workers)]
+        try:
+            build()
+        except Stopped:
+            pass  # the worker's error is raised below
+        except BaseException:
+            schedule.fail()
+            raise
+        finally:
+            schedule.all_built()
     for future in futures:
         future.result()
