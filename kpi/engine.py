@@ -4,9 +4,12 @@
     result = compute(store, KpiSettings(timezone="Europe/Berlin"), as_of="2026-11-22T00:00:00Z")
     print(to_json(result)["kpis"][0])
 
-A compute builds the store-as-of-`as_of` temp tables once, asks every KPI for
+A compute builds the store-as-of-`as_of` live tables once, asks every KPI for
 all its grains and periods (one set-based query per shared fact family), and
-replaces those KPIs' rows in `kpi_values` in one transaction.
+replaces those KPIs' rows in `kpi_values` in one transaction. With several
+workers (one per CPU by default) the KPIs sharing no family run side by side,
+on connections of their own (kpisync.kpi.workers); on one, everything runs on
+the store's connection over temp tables.
 """
 
 from __future__ import annotations
