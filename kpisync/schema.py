@@ -330,16 +330,15 @@ CANONICAL_TABLES: tuple[Table, ...] = (
 TABLES: dict[str, Table] = {t.name: t for t in (*CANONICAL_TABLES, QUARANTINE)}
 
 # Indexes the store keeps. The KPI engine reads each canonical table once, in a
-# full scan, into its own indexed temp tables (kpi/live.py); the proposals KPI
-# looks up stage entries by stage, and `kpisync status` lists a CRM's runs.
-INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("idx_stage_history_time", "opportunity_stage_history", ("stage", "entered_at")),
-    ("idx_sync_runs_crm", "sync_runs", ("crm", "started_at")),
-)
+# full scan, into its own indexed live tables (kpi/live.py); `kpisync status`
+# lists a CRM's runs.
+INDEXES: tuple[tuple[str, str, tuple[str, ...]], ...] = (("idx_sync_runs_crm", "sync_runs", ("crm", "started_at")),)
 
 # Indexes older stores carry that no query reads any more: every sync paid to keep
-# them (five on activities alone); migration 5 drops them.
+# them (five on activities alone); migrations 5 and 7 drop them. The stage-history
+# one went last: the KPI engine copies that table as a live table now.
 RETIRED_INDEXES: tuple[str, ...] = (
+    "idx_stage_history_time",
     "idx_activities_owner_time",
     "idx_activities_contact_time",
     "idx_activities_account",

@@ -111,6 +111,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("quotas keyed by period_end too: monthly and quarterly quotas side by side", _migration_quota_period_end_in_key),
     ("drop indexes no query reads (kpisync.schema.RETIRED_INDEXES)", _migration_drop_retired_indexes),
     ("kpi_values without rowid: a full compute fills one B-tree, not two", _migration_kpi_values_without_rowid),
+    ("drop the stage-history index: the KPI engine copies that table instead", _migration_drop_retired_indexes),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

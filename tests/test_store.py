@@ -137,9 +137,21 @@ def test_indexes_no_query_reads_are_dropped_from_old_stores(tmp_path: Path) -> N
     with Store.open(path) as store:
         names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert not names & set(RETIRED_INDEXES)
-        assert {"my_own_index", "idx_stage_history_time", "idx_sync_runs_crm"} <= names
+        assert {"my_own_index", "idx_sync_runs_crm"} <= names
         assert store.count("activities") == 1
         assert store.schema_version == SCHEMA_VERSION
+
+
+def test_the_stage_history_index_is_dropped_from_schema_6_stores(tmp_path: Path) -> None:
+    """Each stage entry a sync wrote kept an index the KPI engine stopped reading (it copies the table)."""
+    path = tmp_path / "v6.db"
+    with Store.open(path) as store:
+        store.conn.execute("CREATE INDEX idx_stage_history_time ON opportunity_stage_history (stage, entered_at)")
+        store.conn.execute("PRAGMA user_version = 6")
+    with Store.open(path) as store:
+        names = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert "idx_stage_history_time" not in names and "idx_sync_runs_crm" in names
+        assert store.schema_version == SCHEMA_VERSION == 7
 
 
 def test_old_quota_key_is_widened_so_monthly_and_quarterly_quotas_coexist(tmp_path: Path) -> None:
