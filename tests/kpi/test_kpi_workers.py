@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -89,9 +90,11 @@ def test_kpis_sharing_a_family_are_grouped() -> None:
     assert groups == [["a", "b", "d"], ["c", "f"], ["e"]]
 
 
-def test_worker_count_is_bounded_and_settable() -> None:
-    assert 1 <= KpiSettings().worker_count <= MAX_WORKERS
-    assert KpiSettings(workers=7).worker_count == 7
+@pytest.mark.parametrize(("cpus", "count"), [(1, 1), (2, 2), (64, MAX_WORKERS)])
+def test_worker_count_follows_the_cpus_up_to_a_bound(cpus: int, count: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert KpiSettings().worker_count == count
+    assert KpiSettings(workers=7).worker_count == 7  # what the YAML says wins
     with pytest.raises(ValueError, match="workers"):
         KpiSettings(workers=0)
 
