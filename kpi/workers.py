@@ -19,6 +19,7 @@ so that no big one starts last.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -32,14 +33,39 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+SCRATCH_PREFIX = "kpisync-compute-"
+
+
 @contextmanager
 def scratch() -> Iterator[Path]:
-    """A private folder for one compute's scratch databases, removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix="kpisync-compute-"))
+    """A private folder for one compute's scratch databases, removed afterwards.
+
+    Its name holds the process id, so that a compute can remove what a killed
+    one left behind (hundreds of MB on a large org)."""
+    sweep()
+    folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep() -> None:
+    """Remove the scratch folders of processes that are gone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = folder.name[len(SCRATCH_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 def attach(conn: sqlite3.Connection, path: Path, schema: str, *, shared: bool = False) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,3 +134,15 @@ def test_a_write_to_the_store_during_the_build_makes_it_compute_again_in_one_sna
         assert again == _values(store)
     closed = [r for r in again if r[:4] == ("cases_closed", "user", wrote[0], "2026-01")]
     assert closed and closed[0][4] >= 1
+
+
+def test_a_compute_removes_the_scratch_folders_a_killed_one_left(org_path: Path, scratch_root: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = scratch_root / f"{workers.SCRATCH_PREFIX}{gone.stdout.strip()}-abc"  # its process was killed
+    running = scratch_root / f"{workers.SCRATCH_PREFIX}{os.getpid()}-def"  # another compute, still going
+    for folder in (left, running):
+        folder.mkdir()
+        (folder / "live.db").write_bytes(b"x" * 1000)
+    with Store.open(org_path) as store:
+        engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=["win_rate", "touches"])
+    assert sorted(p.name for p in scratch_root.iterdir()) == [running.name]
