@@ -40,7 +40,8 @@ class Context:
     """What every KPI compute function receives.
 
     `periods` holds the calendar periods and `all`; `segments` places
-    timestamps; the temp tables of `kpisync.kpi.live` are built on open.
+    timestamps; the live tables of `kpisync.kpi.live` are built on open (in temp,
+    or in `schema`, a scratch database a parallel compute's workers read).
     """
 
     def __init__(self, conn: sqlite3.Connection, settings: KpiSettings, as_of: datetime, schema: str = "temp") -> None:

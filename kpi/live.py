@@ -27,6 +27,9 @@ _CLOSED = "(CASE WHEN (o.is_closed = 1 OR o.is_won = 1) AND o.closed_at <= :as_o
 _LIVE_ACCOUNT = "coalesce(a.is_deleted, 0) = 0 AND coalesce(a.created_at, '') <= :as_of"
 
 # Statements run in order; :as_of is bound, kpi_seg(ts) places a timestamp in a segment.
+# The tables most KPIs read come first and k_acts (the largest) with the tables built
+# from it last, so that parallel workers start on the other KPIs during the build.
+# Later tables copy only rows up to as_of: the KPI queries need not filter them again.
 LIVE_TABLES: tuple[tuple[str, str], ...] = (
     (
         "k_users",

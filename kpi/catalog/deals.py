@@ -109,7 +109,7 @@ PROPOSALS = Family(
     FROM k_opps o
     JOIN k_stage_history h ON h.opportunity_id = o.id
     JOIN k_periods p ON h.entered_at >= p.start AND h.entered_at < p."end"
-    WHERE h.stage IN (SELECT value FROM json_each(:stages)) AND h.entered_at <= :as_of
+    WHERE h.stage IN (SELECT value FROM json_each(:stages))
       AND p.kind <> 'all'""",
     OTU,
     ("proposals",),
@@ -207,7 +207,7 @@ DAYS_IN_CURRENT_STAGE = RecordSql(
     """SELECT o.id, CASE WHEN o.closed_at IS NULL THEN
                (unixepoch(:as_of) - unixepoch(coalesce(
                    (SELECT max(h.entered_at) FROM k_stage_history h
-                    WHERE h.opportunity_id = o.id AND h.entered_at <= :as_of),
+                    WHERE h.opportunity_id = o.id),
                    o.created_at))) / 86400.0
            END, NULL, NULL
     FROM k_opps o"""
