@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -32,8 +32,10 @@ _UNIVERSE_SQL = {
     "opportunity": "SELECT id AS key FROM k_opps",
 }
 
-# the live tables any KPI may read through its grains' universes
-UNIVERSE_TABLES = frozenset(live.tables_read(" ".join(_UNIVERSE_SQL.values())))
+
+def universe_tables(grains: Iterable[str]) -> set[str]:
+    """The live tables a KPI reads through the universes of the grains it reports."""
+    return live.tables_read(" ".join(_UNIVERSE_SQL.get(g, "") for g in grains))
 
 
 class Context:

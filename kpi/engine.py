@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, overload
 
-from kpisync.kpi import live, workers
+from kpisync.kpi import live, staging, workers
 from kpisync.kpi.aggregate import families_of, tables_of
 from kpisync.kpi.catalog import OUT_OF_REACH
-from kpisync.kpi.context import UNIVERSE_TABLES, Context
+from kpisync.kpi.context import Context, universe_tables
 from kpisync.kpi.families import Sparse, Wanted
 from kpisync.kpi.periods import parse_as_of
 from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
@@ -161,7 +161,11 @@ def compute(
     """
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
-    whole = kpis is None and grains is None
+    with workers.cache(store.conn):
+        return _compute(store, settings, moment, chosen, whole=kpis is None and grains is None)
+
+
+def _compute(store: Store, settings: KpiSettings, moment: datetime, chosen: list[Chosen], whole: bool) -> ComputeResult:
     groups = workers.sharing_groups(chosen, lambda c: families_of(c[0].compute))
     count = min(settings.worker_count, len(groups))
     # (a caller's own transaction cannot attach the scratch database)
@@ -180,7 +184,7 @@ def compute(
             _compute_group(ctx, group, "temp.k_out", timings)
         timings["kpis"] = time.perf_counter() - began
         ctx.end_snapshot()
-        return _write(store, chosen, [], timings, whole, moment)
+        return _write(store, chosen, timings, whole, moment)
 
 
 def _compute_in_parallel(
@@ -194,21 +198,18 @@ def _compute_in_parallel(
 ) -> ComputeResult | None:
     """compute() on `count` worker connections, which start on a group as soon as the
     live tables it reads are built; None when another connection wrote to the store
-    during the build (its tables are then not one snapshot)."""
+    during the build (its tables are then not one snapshot).
+
+    Each group's rows go to a file of its own; once the build is done, the store's
+    connection copies each finished group into a staging table while the workers
+    go on (kpisync.kpi.staging), so that only the last group is copied at the end."""
     conn = store.conn
     timings: dict[str, float] = {}
-    every_table = {name for name, _ in live.LIVE_TABLES}
-
-    def needs(i: int) -> set[str]:
-        found = [tables_of(defn.compute) for defn, _ in groups[i]]
-        if any(f is None for f in found):
-            return every_table
-        return set(UNIVERSE_TABLES).union(*found)  # type: ignore[arg-type]
-
-    table_needs = {i: needs(i) for i in range(len(groups))}
+    table_needs = {i: tables_needed(group) for i, group in enumerate(groups)}
     schedule = workers.Schedule(range(len(groups)), table_needs.__getitem__, while_building=count - 1)
+    staged: list[str] = []  # the staging table, once made
+    computed_at = ""
     with workers.scratch() as folder:
-        outputs = [folder / f"out{i}.db" for i in range(count)]
         workers.attach(conn, folder / "live.db", "k_live", shared=True)
         try:
             ctx = Context(conn, settings, moment, schema="k_live").open(build=False)
@@ -222,33 +223,70 @@ def _compute_in_parallel(
             def work(i: int, next_group: Callable[[], int | None]) -> None:
                 own = workers.connect(folder / "live.db")
                 try:
-                    workers.attach(own, outputs[i], "out")
-                    own.execute(f"CREATE TABLE out.k_out {OUT_TABLE}")
                     mine = ctx.worker(own)
                     while (g := next_group()) is not None:
+                        workers.attach(own, folder / f"group{g}.db", "out")
+                        own.execute(f"CREATE TABLE out.k_out {OUT_TABLE}")
                         own.execute("BEGIN")  # a read snapshot holding every table built by now
                         _compute_group(mine, groups[g], "out.k_out", timings)
                         own.execute("COMMIT")
+                        own.execute("DETACH DATABASE out")
+                        schedule.done(g)
                 finally:
                     own.close()
 
+            def copy_as_done() -> None:
+                """After the build: copy each group as it is done, then swap the values in
+                (while the workers close their connections)."""
+                nonlocal computed_at
+                conn.execute("DETACH DATABASE k_live")
+                if _data_version(conn) != version:
+                    schedule.fail()  # the workers stop; it is computed again
+                    return
+                stamp = utc_now()
+                staged.append(staging.create(store))
+                writing = 0.0  # the store connection's own time, alongside the workers but the end
+                for g in schedule.finished(len(groups)):
+                    began = time.perf_counter()
+                    path = folder / f"group{g}.db"
+                    workers.attach(conn, path, "k_group")
+                    try:
+                        staging.copy(store, staged[0], "k_group.k_out", stamp)
+                    finally:
+                        conn.execute("DETACH DATABASE k_group")
+                    path.unlink()
+                    writing += time.perf_counter() - began
+                began = time.perf_counter()
+                with store.transaction():
+                    staging.swap_in(conn, staged.pop(), _pairs(chosen), whole)
+                computed_at = stamp
+                timings["write"] = writing + time.perf_counter() - began
+
             began = time.perf_counter()
             try:
-                workers.run(schedule, count, work, build)
+                workers.run(schedule, count, work, build, copy_as_done)
             finally:
                 ctx.close()
-            timings["kpis"] = time.perf_counter() - began  # with the build: they overlap
-            if _data_version(conn) != version:
+            timings["kpis"] = time.perf_counter() - began  # with the build and the write: they overlap
+            if not computed_at:
                 return None
-            conn.execute("DETACH DATABASE k_live")
-            for i, path in enumerate(outputs):
-                workers.attach(conn, path, f"k_out{i}")
-            tables = [f"k_out{i}.k_out" for i in range(count)]
-            return _write(store, chosen, tables, timings, whole, moment)
+            return _result(store, _pairs(chosen), computed_at, timings, moment)
         finally:
             attached = {row[1] for row in conn.execute("PRAGMA database_list")}
-            for schema in sorted(attached & {"k_live", *(f"k_out{i}" for i in range(count))}):
+            for schema in sorted(attached & {"k_live", "k_group"}):
                 conn.execute(f"DETACH DATABASE {schema}")
+            if staged:
+                staging.drop(store, staged[0])
+
+
+def tables_needed(group: list[Chosen]) -> set[str]:
+    """The live tables a group of KPIs reads: its queries' and its grains' universes
+    (every table for a compute with code of its own)."""
+    found = [tables_of(defn.compute) for defn, _ in group]
+    if any(f is None for f in found):
+        return {name for name, _ in live.LIVE_TABLES}
+    grains = {grain for _, wanted in group for grain in wanted}
+    return universe_tables(grains).union(*found)  # type: ignore[arg-type]
 
 
 def _data_version(conn: sqlite3.Connection) -> int:
@@ -297,36 +335,45 @@ def _compute_group(ctx: Context, group: list[Chosen], out: str, timings: dict[st
 def _write(
     store: Store,
     chosen: list[Chosen],
-    tables: list[str],
     timings: dict[str, float],
     whole: bool,
     moment: datetime,
 ) -> ComputeResult:
-    """Replace the computed KPIs' rows in kpi_values by the rows of `tables` (the
-    temp k_out when none), in one transaction."""
+    """Replace the computed KPIs' rows in kpi_values by those of temp.k_out, in one
+    transaction."""
     conn = store.conn
     began = time.perf_counter()
     computed_at = utc_now()
-    sources = tables or ["temp.k_out"]
-    pairs = [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
+    pairs = _pairs(chosen)
     with store.transaction():
         if whole:  # the whole catalog: the whole table
             conn.execute("DELETE FROM kpi_values")
         else:
             conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
-        for source in sources:
-            conn.execute(f"INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM {source}", (computed_at,))
+        conn.execute("INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM temp.k_out", (computed_at,))
+    conn.execute("DROP TABLE IF EXISTS temp.k_out")
+    timings["write"] = time.perf_counter() - began
+    return _result(store, pairs, computed_at, timings, moment)
+
+
+def _pairs(chosen: list[Chosen]) -> list[tuple[str, str]]:
+    return [(defn.id, grain) for defn, wanted in chosen for grain in wanted]
+
+
+def _result(
+    store: Store, pairs: list[tuple[str, str]], computed_at: str, timings: dict[str, float], moment: datetime
+) -> ComputeResult:
+    """The values just written (read back from the store when iterated)."""
+    kpi_ids = sorted({kpi for kpi, _ in pairs})
+    where = f"computed_at = ? AND kpi IN ({', '.join('?' for _ in kpi_ids)})"
+    params = [computed_at, *kpi_ids]
     in_memory = store.path == ":memory:"
     rows = (
-        [r for source in sources for r in conn.execute(f"SELECT {', '.join(FIELDS)} FROM {source}")]
+        store.conn.execute(f"SELECT {', '.join(FIELDS)} FROM kpi_values WHERE {where}", params).fetchall()
         if in_memory
         else []
     )
-    conn.execute("DROP TABLE IF EXISTS temp.k_out")
-    timings["write"] = time.perf_counter() - began
-    kpi_ids = sorted({kpi for kpi, _ in pairs})
-    where = f"computed_at = ? AND kpi IN ({', '.join('?' for _ in kpi_ids)})"
-    values = KpiRows(None if in_memory else store.path, where, [computed_at, *kpi_ids], rows)
+    values = KpiRows(None if in_memory else store.path, where, params, rows)
     return ComputeResult(format_ts(moment), values, computed_at, timings)
 
 

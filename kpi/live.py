@@ -27,8 +27,9 @@ _CLOSED = "(CASE WHEN (o.is_closed = 1 OR o.is_won = 1) AND o.closed_at <= :as_o
 _LIVE_ACCOUNT = "coalesce(a.is_deleted, 0) = 0 AND coalesce(a.created_at, '') <= :as_of"
 
 # Statements run in order; :as_of is bound, kpi_seg(ts) places a timestamp in a segment.
-# The tables most KPIs read come first and k_acts (the largest) with the tables built
-# from it last, so that parallel workers start on the other KPIs during the build.
+# The order is the order parallel workers can start (kpisync.kpi.workers): first the
+# cheap tables the deal and support KPIs read (a worker starts on those within
+# seconds), then the people, and k_acts (the largest) with the tables built from it last.
 # Later tables copy only rows up to as_of: the KPI queries need not filter them again.
 LIVE_TABLES: tuple[tuple[str, str], ...] = (
     (
@@ -37,6 +38,8 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         # grain lists only live ones (Context.universe)
         """SELECT id, team, region, coalesce(is_deleted, 0) AS is_deleted FROM main.users""",
     ),
+    ("k_quotas", "SELECT user_id, team, period_start, period_end, amount FROM main.quotas"),
+    ("k_spend", "SELECT channel, period_start, period_end, amount FROM main.spend"),
     (
         "k_contacts",
         # a lead converted (by as_of) into a deleted contact is that deleted person;
@@ -58,40 +61,6 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                     THEN t.id ELSE c.id END AS person_id
         FROM k_contacts c LEFT JOIN k_contacts t
           ON t.id = c.converted_contact_id AND t.id <> c.id""",
-    ),
-    (
-        "k_persons",
-        """SELECT p.id, coalesce(p.owner_id, g.owner_id) AS owner_id, u.team,
-               coalesce(p.region, g.region) AS region, coalesce(p.channel, g.channel) AS channel,
-               coalesce(p.account_id, g.account_id) AS account_id, g.created_at,
-               p.lifecycle_stage, kpi_seg(g.created_at) AS created_seg
-        FROM (SELECT m.person_id, min(c.created_at) AS created_at, max(c.owner_id) AS owner_id,
-                     max(c.region) AS region, max(c.channel) AS channel,
-                     max(c.account_id) AS account_id
-              FROM k_person_map m JOIN k_contacts c ON c.id = m.contact_id
-              GROUP BY m.person_id) g
-        JOIN k_contacts p ON p.id = g.person_id
-        LEFT JOIN k_users u ON u.id = coalesce(p.owner_id, g.owner_id)""",
-    ),
-    (
-        "k_lc",
-        # lifecycle stages per person: the first entry of any of its records
-        """SELECT m.person_id, e.stage, min(e.entered_at) AS entered_at,
-               kpi_seg(min(e.entered_at)) AS seg
-        FROM main.lifecycle_events e JOIN k_person_map m ON m.contact_id = e.contact_id
-        WHERE e.entered_at <= :as_of
-        GROUP BY m.person_id, e.stage""",
-    ),
-    (
-        "k_stages",
-        """SELECT person_id,
-               max(CASE WHEN stage = 'lead' THEN entered_at END) AS lead_at,
-               max(CASE WHEN stage = 'mql' THEN entered_at END) AS mql_at,
-               max(CASE WHEN stage = 'sql' THEN entered_at END) AS sql_at,
-               max(CASE WHEN stage = 'opportunity' THEN entered_at END) AS opportunity_at,
-               max(CASE WHEN stage = 'customer' THEN entered_at END) AS customer_at,
-               max(entered_at) AS latest_at
-        FROM k_lc GROUP BY person_id""",
     ),
     (
         "k_opps",
@@ -152,8 +121,40 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         """SELECT opportunity_id, stage, entered_at FROM main.opportunity_stage_history
         WHERE entered_at <= :as_of""",
     ),
-    ("k_quotas", "SELECT user_id, team, period_start, period_end, amount FROM main.quotas"),
-    ("k_spend", "SELECT channel, period_start, period_end, amount FROM main.spend"),
+    (
+        "k_persons",
+        """SELECT p.id, coalesce(p.owner_id, g.owner_id) AS owner_id, u.team,
+               coalesce(p.region, g.region) AS region, coalesce(p.channel, g.channel) AS channel,
+               coalesce(p.account_id, g.account_id) AS account_id, g.created_at,
+               p.lifecycle_stage, kpi_seg(g.created_at) AS created_seg
+        FROM (SELECT m.person_id, min(c.created_at) AS created_at, max(c.owner_id) AS owner_id,
+                     max(c.region) AS region, max(c.channel) AS channel,
+                     max(c.account_id) AS account_id
+              FROM k_person_map m JOIN k_contacts c ON c.id = m.contact_id
+              GROUP BY m.person_id) g
+        JOIN k_contacts p ON p.id = g.person_id
+        LEFT JOIN k_users u ON u.id = coalesce(p.owner_id, g.owner_id)""",
+    ),
+    (
+        "k_lc",
+        # lifecycle stages per person: the first entry of any of its records
+        """SELECT m.person_id, e.stage, min(e.entered_at) AS entered_at,
+               kpi_seg(min(e.entered_at)) AS seg
+        FROM main.lifecycle_events e JOIN k_person_map m ON m.contact_id = e.contact_id
+        WHERE e.entered_at <= :as_of
+        GROUP BY m.person_id, e.stage""",
+    ),
+    (
+        "k_stages",
+        """SELECT person_id,
+               max(CASE WHEN stage = 'lead' THEN entered_at END) AS lead_at,
+               max(CASE WHEN stage = 'mql' THEN entered_at END) AS mql_at,
+               max(CASE WHEN stage = 'sql' THEN entered_at END) AS sql_at,
+               max(CASE WHEN stage = 'opportunity' THEN entered_at END) AS opportunity_at,
+               max(CASE WHEN stage = 'customer' THEN entered_at END) AS customer_at,
+               max(entered_at) AS latest_at
+        FROM k_lc GROUP BY person_id""",
+    ),
     (
         "k_surveys",
         """SELECT s.id, s.kind, s.score, s.submitted_at, kpi_seg(s.submitted_at) AS seg,

@@ -36,6 +36,25 @@ T = TypeVar("T")
 SCRATCH_PREFIX = "kpisync-compute-"
 
 
+# The page cache of each connection of a compute, in KiB. SQLite sorts in memory up to
+# that size, so a GROUP BY over a million activities stays in memory instead of being
+# written to temp files and read back (a third less I/O on the large bench org).
+CACHE_KIB = 32 * 1024
+
+
+@contextmanager
+def cache(conn: sqlite3.Connection) -> Iterator[None]:
+    """The compute's page cache on `conn`'s main and temp databases, for the duration."""
+    old = {schema: conn.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")}
+    for schema in old:
+        conn.execute(f"PRAGMA {schema}.cache_size = {-CACHE_KIB}")
+    try:
+        yield
+    finally:
+        for schema, size in old.items():
+            conn.execute(f"PRAGMA {schema}.cache_size = {int(size)}")
+
+
 @contextmanager
 def scratch() -> Iterator[Path]:
     """A private folder for one compute's scratch databases, removed afterwards.
@@ -54,11 +73,11 @@ def sweep() -> None:
     """Remove the scratch folders of processes that are gone."""
     for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
         pid = folder.name[len(SCRATCH_PREFIX) :].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -79,7 +98,10 @@ def attach(conn: sqlite3.Connection, path: Path, schema: str, *, shared: bool = 
 
 def connect(path: Path) -> sqlite3.Connection:
     """A worker's connection: the scratch database of live tables as its main."""
-    return sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None)
+    for schema in ("main", "temp"):
+        conn.execute(f"PRAGMA {schema}.cache_size = {-CACHE_KIB}")
+    return conn
 
 
 def sharing_groups(items: Sequence[T], families: Callable[[T], set[str]]) -> list[list[T]]:
@@ -120,6 +142,7 @@ class Schedule(Generic[T]):
         self._rows: dict[str, int] = {}  # built tables and their rows
         self._building = True
         self._failed = False
+        self._finished: list[T] = []  # computed, not yet taken by `finished`
         self._changed = threading.Condition()
 
     def built(self, table: str, rows: int) -> None:
@@ -135,9 +158,30 @@ class Schedule(Generic[T]):
             self._changed.notify_all()
 
     def fail(self) -> None:
+        """Stop: workers take no more groups, and the build and `finished` stop."""
         with self._changed:
             self._failed = True
             self._changed.notify_all()
+
+    def done(self, group: T) -> None:
+        """A worker computed `group` (its rows are ready to be copied)."""
+        with self._changed:
+            self._finished.append(group)
+            self._changed.notify_all()
+
+    def finished(self, count: int) -> Iterator[T]:
+        """The groups as workers finish them, until `count` have; Stopped when one failed."""
+        taken = 0
+        while taken < count:
+            with self._changed:
+                while not self._failed and not self._finished:
+                    self._changed.wait()
+                if self._failed:
+                    raise Stopped("a worker failed")
+                batch, self._finished = self._finished, []
+            for group in batch:
+                taken += 1
+                yield group
 
     def next(self) -> T | None:
         """The next group to compute, waiting for its tables; None when there is none."""
@@ -160,10 +204,15 @@ class Schedule(Generic[T]):
 
 
 def run(
-    schedule: Schedule[T], workers: int, work: Callable[[int, Callable[[], T | None]], None], build: Callable[[], None]
+    schedule: Schedule[T],
+    workers: int,
+    work: Callable[[int, Callable[[], T | None]], None],
+    build: Callable[[], None],
+    after: Callable[[], None] = lambda: None,
 ) -> None:
-    """Run `work(i, schedule.next)` on `workers` threads while `build()` runs here.
-    The first error stops the others (after the group each is on) and is raised."""
+    """Run `work(i, schedule.next)` on `workers` threads while `build()`, then `after()`
+    (with the workers still going), run here. The first error stops the others (after
+    the group each is on) and is raised."""
 
     def guarded(i: int) -> None:
         try:
@@ -175,13 +224,15 @@ def run(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kpisync-kpi") as pool:
         futures = [pool.submit(guarded, i) for i in range(workers)]
         try:
-            build()
+            try:
+                build()
+            finally:
+                schedule.all_built()
+            after()
         except Stopped:
             pass  # the worker's error is raised below
         except BaseException:
             schedule.fail()
             raise
-        finally:
-            schedule.all_built()
     for future in futures:
         future.result()

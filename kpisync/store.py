@@ -51,7 +51,7 @@ _CONFLICT_RULES: dict[str, dict[str, str]] = {
 }
 
 
-def _create_table_sql(table: Table) -> str:
+def create_table_sql(table: Table) -> str:
     cols = ", ".join(f'"{name}" {kind}' for name, kind in table.columns)
     pk = f", PRIMARY KEY ({', '.join(table.pk)})" if table.pk else ""
     options = " WITHOUT ROWID" if table.without_rowid else ""
@@ -60,11 +60,11 @@ def _create_table_sql(table: Table) -> str:
 
 def _migration_canonical_tables(conn: sqlite3.Connection) -> None:
     for table in CANONICAL_TABLES:
-        conn.execute(_create_table_sql(table))
+        conn.execute(create_table_sql(table))
 
 
 def _migration_quarantine_and_indexes(conn: sqlite3.Connection) -> None:
-    conn.execute(_create_table_sql(QUARANTINE))
+    conn.execute(create_table_sql(QUARANTINE))
     for name, table, columns in INDEXES:
         conn.execute(f'CREATE INDEX IF NOT EXISTS {name} ON "{table}" ({", ".join(columns)})')
 
@@ -81,7 +81,7 @@ def _migration_quota_period_end_in_key(conn: sqlite3.Connection) -> None:
         return  # created by migration 1 with today's key
     quotas = next(t for t in CANONICAL_TABLES if t.name == "quotas")
     conn.execute('ALTER TABLE "quotas" RENAME TO "quotas_v3"')
-    conn.execute(_create_table_sql(quotas))
+    conn.execute(create_table_sql(quotas))
     have = ", ".join(f'"{row[1]}"' for row in info)
     conn.execute(f'INSERT OR REPLACE INTO "quotas" ({have}) SELECT {have} FROM "quotas_v3"')
     conn.execute('DROP TABLE "quotas_v3"')
@@ -97,7 +97,7 @@ def _migration_kpi_values_without_rowid(conn: sqlite3.Connection) -> None:
     if "WITHOUT ROWID" in ddl.upper():
         return  # created by migration 1 with today's declaration
     conn.execute('ALTER TABLE "kpi_values" RENAME TO "kpi_values_v5"')
-    conn.execute(_create_table_sql(KPI_VALUES))
+    conn.execute(create_table_sql(KPI_VALUES))
     have = ", ".join(f'"{row[1]}"' for row in conn.execute('PRAGMA table_info("kpi_values_v5")'))
     conn.execute(f'INSERT OR REPLACE INTO "kpi_values" ({have}) SELECT {have} FROM "kpi_values_v5"')
     conn.execute('DROP TABLE "kpi_values_v5"')
@@ -127,7 +127,7 @@ def migrate(conn: sqlite3.Connection, upto: int = SCHEMA_VERSION) -> int:
         # a store from an older kpisync: tables declared since then exist before the
         # migrations that index or alter them run
         for table in CANONICAL_TABLES:
-            conn.execute(_create_table_sql(table))
+            conn.execute(create_table_sql(table))
     for version in range(current + 1, upto + 1):
         _name, step = MIGRATIONS[version - 1]
         conn.execute("BEGIN IMMEDIATE")

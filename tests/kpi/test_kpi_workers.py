@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kpisync.generator import DEFAULT_NOW, build_org
-from kpisync.kpi import engine, workers
+from kpisync.kpi import engine, live, staging, workers
 from kpisync.kpi.settings import MAX_WORKERS, KpiSettings
 from kpisync.store import Store
 
@@ -40,6 +40,13 @@ def _values(store: Store) -> list[tuple[object, ...]]:
     return store.conn.execute(
         "SELECT kpi, grain, key, period, value, numerator, denominator, unit FROM kpi_values ORDER BY 1, 2, 3, 4"
     ).fetchall()
+
+
+def _staging_tables(store: Store) -> list[str]:
+    return [
+        row[0]
+        for row in store.conn.execute("SELECT name FROM sqlite_master WHERE name LIKE ?", (f"{staging.PREFIX}%",))
+    ]
 
 
 def _attached(store: Store) -> set[str]:
@@ -83,7 +90,59 @@ def test_an_error_in_a_worker_stops_the_compute_and_keeps_the_old_values(
             engine.compute(store, KpiSettings(workers=2), as_of="2026-01-01T00:00:00Z")
         assert store.conn.execute("SELECT * FROM kpi_values ORDER BY 1, 2, 3, 4").fetchall() == before
         assert _attached(store) == set() and not store.conn.in_transaction
+        assert _staging_tables(store) == []  # the groups copied before the error are gone too
     assert list(scratch_root.iterdir()) == []
+
+
+def test_a_parallel_compute_of_some_kpis_replaces_only_their_rows(org_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "org.db"
+    shutil.copy(org_path, path)
+    with Store.open(path) as store:
+        engine.compute(store, KpiSettings(workers=1), as_of=DEFAULT_NOW)
+        everything = _values(store)
+        others = store.conn.execute("SELECT * FROM kpi_values WHERE kpi NOT IN ('win_rate', 'touches')").fetchall()
+        store.conn.execute("UPDATE kpi_values SET value = -1 WHERE kpi IN ('win_rate', 'touches')")
+        result = engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=["win_rate", "touches"])
+        assert _values(store) == everything  # the two recomputed, the rest untouched
+        assert store.conn.execute("SELECT * FROM kpi_values WHERE kpi NOT IN ('win_rate', 'touches')").fetchall() == (
+            others
+        )
+        assert {v["kpi"] for v in result.values} == {"win_rate", "touches"}
+        assert _staging_tables(store) == []
+
+
+def test_a_compute_drops_the_staging_tables_a_killed_one_left(org_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "org.db"
+    shutil.copy(org_path, path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = f"{staging.PREFIX}{gone.stdout.strip()}_0badc0de"  # its process was killed
+    running = f"{staging.PREFIX}{os.getpid()}_0000beef"  # another compute of this process, still going
+    with Store.open(path) as store:
+        for name in (left, running):
+            store.conn.execute(f'CREATE TABLE "{name}" (kpi TEXT)')
+        engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=["win_rate", "touches"])
+        assert _staging_tables(store) == [running]
+
+
+def test_a_compute_gives_the_store_connection_its_page_cache_back(org_path: Path) -> None:
+    with Store.open(org_path) as store:
+        before = [store.conn.execute(f"PRAGMA {s}.cache_size").fetchone()[0] for s in ("main", "temp")]
+        engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=["win_rate"])
+        after = [store.conn.execute(f"PRAGMA {s}.cache_size").fetchone()[0] for s in ("main", "temp")]
+    assert after == before and before[0] != -workers.CACHE_KIB
+
+
+def test_support_kpis_wait_for_no_people_or_activity_table() -> None:
+    """Workers start on a group once the tables it reads exist: the case KPIs read the
+    cases and accounts, so they start seconds before the people and activities exist."""
+    (group,) = workers.sharing_groups(engine.select(["cases_opened", "cases_closed"]), lambda c: {"cases"})
+    needed = engine.tables_needed(group)
+    assert {"k_cases", "k_users", "k_accounts"} <= needed
+    assert not needed & {"k_persons", "k_acts", "k_lc", "k_spend"}
+    built = [name for name, _ in live.LIVE_TABLES]
+    assert max(built.index(t) for t in needed) < built.index("k_persons")
+    (channel,) = workers.sharing_groups(engine.select(["lead_contact_rate"]), lambda c: {"x"})
+    assert {"k_persons", "k_opps", "k_spend"} <= engine.tables_needed(channel)  # the channel grain's universe
 
 
 def test_kpis_sharing_a_family_are_grouped() -> None:
@@ -112,7 +171,7 @@ def test_a_write_to_the_store_during_the_build_makes_it_compute_again_in_one_sna
     wrote: list[str] = []
 
     def built(self, table: str, rows: int) -> None:  # type: ignore[no-untyped-def]
-        if table == "k_persons" and not wrote:  # k_cases is not built yet
+        if table == "k_contacts" and not wrote:  # k_cases is not built yet
             other = sqlite3.connect(path)
             user, account = other.execute("SELECT owner_id, id FROM accounts LIMIT 1").fetchone()
             other.execute(
