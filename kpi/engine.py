@@ -145,6 +145,12 @@ def periods_wanted(ctx: Context, defn: KpiDef, grains: Iterable[str]) -> tuple[W
     return wanted, sparse
 
 
+# Seconds each KPI took in this process's last compute of it. A parallel compute starts
+# the groups that took longest first, so that no long one is left to run alone at the
+# end; a daemon computes every cycle, so from its second cycle on the order is measured.
+_LAST_SECONDS: dict[str, float] = {}
+
+
 def compute(
     store: Store,
     settings: KpiSettings,
@@ -162,7 +168,9 @@ def compute(
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
     with workers.cache(store.conn):
-        return _compute(store, settings, moment, chosen, whole=kpis is None and grains is None)
+        result = _compute(store, settings, moment, chosen, whole=kpis is None and grains is None)
+    _LAST_SECONDS.update({defn.id: result.timings[defn.id] for defn, _ in chosen if defn.id in result.timings})
+    return result
 
 
 def _compute(store: Store, settings: KpiSettings, moment: datetime, chosen: list[Chosen], whole: bool) -> ComputeResult:
@@ -206,7 +214,9 @@ def _compute_in_parallel(
     conn = store.conn
     timings: dict[str, float] = {}
     table_needs = {i: tables_needed(group) for i, group in enumerate(groups)}
-    schedule = workers.Schedule(range(len(groups)), table_needs.__getitem__, while_building=count - 1)
+    took = {i: [_LAST_SECONDS.get(defn.id) for defn, _ in group] for i, group in enumerate(groups)}
+    cost = None if any(None in t for t in took.values()) else {i: sum(t) for i, t in took.items()}  # type: ignore[arg-type]
+    schedule = workers.Schedule(range(len(groups)), table_needs.__getitem__, while_building=count - 1, cost=cost)
     staged: list[str] = []  # the staging table, once made
     computed_at = ""
     with workers.scratch() as folder:

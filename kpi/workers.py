@@ -24,7 +24,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,11 +130,19 @@ class Stopped(Exception):
 
 class Schedule(Generic[T]):
     """Hands groups to workers as the live tables they read get built: of the groups
-    ready, the one reading the most rows first, so that no big one starts last."""
+    ready, the longest first, so that no long one starts last. How long a group takes
+    is `cost` (seconds it took before) when known, else the rows of the tables it reads."""
 
-    def __init__(self, groups: Sequence[T], needs: Callable[[T], set[str]], while_building: int) -> None:
+    def __init__(
+        self,
+        groups: Sequence[T],
+        needs: Callable[[T], set[str]],
+        while_building: int,
+        cost: Mapping[T, float] | None = None,
+    ) -> None:
         self._pending = list(groups)
         self._needs = needs
+        self._cost = cost
         # groups computed at once while the build runs: it is the longest path, so it
         # keeps a core of its own
         self._while_building = while_building
@@ -156,6 +164,11 @@ class Schedule(Generic[T]):
         with self._changed:
             self._building = False
             self._changed.notify_all()
+
+    def _length(self, group: T) -> float:
+        if self._cost is not None:
+            return self._cost[group]
+        return sum(self._rows[t] for t in self._needs(group))
 
     def fail(self) -> None:
         """Stop: workers take no more groups, and the build and `finished` stop."""
@@ -192,7 +205,7 @@ class Schedule(Generic[T]):
             while not self._failed and self._pending:
                 ready = [g for g in self._pending if self._needs(g) <= self._rows.keys()]
                 if ready and (not self._building or len(self._busy) < self._while_building):
-                    group = max(ready, key=lambda g: sum(self._rows[t] for t in self._needs(g)))
+                    group = max(ready, key=self._length)
                     self._pending.remove(group)
                     self._busy.add(me)
                     return group

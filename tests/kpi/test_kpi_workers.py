@@ -205,3 +205,36 @@ def test_a_compute_removes_the_scratch_folders_a_killed_one_left(org_path: Path,
     with Store.open(org_path) as store:
         engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=["win_rate", "touches"])
     assert sorted(p.name for p in scratch_root.iterdir()) == [running.name]
+
+
+def test_the_schedule_hands_out_the_longest_ready_group_first() -> None:
+    needs = {"a": {"t1"}, "b": {"t2"}, "c": {"t1", "t2"}}
+    for cost, order in ((None, ["c", "b", "a"]), ({"a": 5.0, "b": 0.1, "c": 1.0}, ["a", "c", "b"])):
+        schedule = workers.Schedule(list(needs), needs.__getitem__, while_building=1, cost=cost)
+        schedule.built("t1", 10)
+        schedule.built("t2", 1000)
+        schedule.all_built()
+        # without seconds measured before: the rows read; with them: the seconds
+        assert [schedule.next() for _ in range(4)] == [*order, None]
+
+
+def test_a_parallel_compute_orders_its_groups_by_the_seconds_they_took_before(
+    org_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    costs: list[object] = []
+    real = workers.Schedule
+
+    def schedule(*args, cost=None, **kwargs):  # type: ignore[no-untyped-def]
+        costs.append(cost)
+        return real(*args, cost=cost, **kwargs)
+
+    monkeypatch.setattr(workers, "Schedule", schedule)
+    monkeypatch.setattr(engine, "_LAST_SECONDS", {})
+    kpis = ["win_rate", "touches", "nps"]
+    with Store.open(org_path) as store:
+        earlier = engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=kpis)
+        engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=kpis)
+    assert costs[0] is None  # nothing measured yet: by rows
+    # three groups of one KPI each, weighed by what each took the time before
+    assert isinstance(costs[1], dict)
+    assert sorted(costs[1].values()) == sorted(earlier.timings[k] for k in kpis)
