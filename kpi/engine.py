@@ -101,7 +101,7 @@ class ComputeResult:
     computed_at: str = ""
     # seconds per step: "live tables", each KPI id (a shared rollup counts for the
     # first KPI that needs it; with workers, KPIs run side by side), "kpis" (all of
-    # them, wall clock), "write"
+    # them, wall clock), "write" (storing the values; with workers, mostly alongside them)
     timings: dict[str, float] = field(default_factory=dict)
 
 
