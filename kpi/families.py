@@ -56,24 +56,36 @@ class Family:
         return [GRAIN_COLUMN[g] for g in self.grains if g != "org"]
 
 
-def rollup_sql(fam: Family) -> str:
+# a grain column's NULL in the per-segment sums table, whose key cannot hold NULL (a BLOB:
+# no team or user id, which are TEXT, equals it)
+_NULL_KEY = "x'00'"
+RECORD_COLUMNS = frozenset({"account_id", "contact_id", "opportunity_id"})
+
+
+def rollup_sql(fam: Family, presummed: str | None = None) -> str:
+    """The family summed per (grain, key, period); `presummed`: a temp table that already
+    holds its sums per segment (or period) and grain columns (`presum`)."""
     cols = fam.columns
-    dims = "".join(f"{c}, " for c in cols)
-    sums = ", ".join(f"sum({m}) AS {m}" for m in fam.measures)
-    only = " AND ps.period IN (" + ", ".join(f"'{p}'" for p in fam.only) + ")" if fam.only else ""
+    if presummed:
+        keys = "".join(f"nullif({c}, {_NULL_KEY}) AS {c}, " for c in cols)
+        first = f"SELECT {fam.by}, {keys}{', '.join(fam.measures)} FROM temp.{presummed}"
+    else:
+        sums = ", ".join(f"sum({m}) AS {m}" for m in fam.measures)
+        where = " WHERE seg IS NOT NULL" if fam.by == "seg" else ""
+        first = (
+            f"SELECT {fam.by}, {''.join(f'{c}, ' for c in cols)}{sums} FROM ({fam.sql}){where} "
+            f"GROUP BY {fam.by}{''.join(f', {c}' for c in cols)}"
+        )
     if fam.by == "seg":
-        facts = f"""s AS MATERIALIZED (
-              SELECT seg, {dims}{sums} FROM ({fam.sql}) WHERE seg IS NOT NULL
-              GROUP BY seg{"".join(f", {c}" for c in cols)}),
+        only = " AND ps.period IN (" + ", ".join(f"'{p}'" for p in fam.only) + ")" if fam.only else ""
+        facts = f"""s AS MATERIALIZED ({first}),
             f AS MATERIALIZED (
               SELECT ps.period, {", ".join(f"s.{c}" for c in cols) + ", " if cols else ""}
                      {", ".join(f"sum(s.{m}) AS {m}" for m in fam.measures)}
               FROM s JOIN k_period_seg ps ON ps.seg = s.seg{only}
               GROUP BY ps.period{"".join(f", s.{c}" for c in cols)})"""
     else:
-        facts = f"""f AS MATERIALIZED (
-              SELECT period, {dims}{sums} FROM ({fam.sql})
-              GROUP BY period{"".join(f", {c}" for c in cols)})"""
+        facts = f"f AS MATERIALIZED ({first})"
     if len(fam.grains) == 1 and fam.grains[0] != "org":  # f is already per key and period
         col = GRAIN_COLUMN[fam.grains[0]]
         return (
@@ -95,10 +107,42 @@ def sums(ctx: Context, fam: Family) -> dict[Key, tuple[Any, ...]]:
     """Each measure summed per (grain, key, period); absent keys counted nothing."""
 
     def build() -> dict[Key, tuple[Any, ...]]:
-        rows = ctx.query(rollup_sql(fam), fam.params(ctx))
+        table = presum(ctx, fam)
+        rows = ctx.query(rollup_sql(fam, table), fam.params(ctx))
+        if table:
+            ctx.conn.execute(f"DROP TABLE temp.{table}")
         return {(g, str(k), p): tuple(v or 0 for v in vals) for g, k, p, *vals in rows}
 
     return ctx.memo(f"sums:{fam.name}", build)
+
+
+def presum(ctx: Context, fam: Family) -> str | None:
+    """The family's facts summed per segment (or period) and grain columns into a temp
+    table (its name), for a family whose grains have few keys (no record grain); else None.
+
+    Summed by upsert into that small table rather than by GROUP BY: SQLite groups by
+    sorting every fact row (a million activities on a large org), while the sums per
+    segment and rep are a few thousand rows that stay in the page cache: the ACTIVITY
+    family's first step took 2.4 s instead of 5.7 s on the large bench org."""
+    cols = fam.columns
+    if not fam.measures or RECORD_COLUMNS & set(cols):
+        return None
+    name = f"k_presum_{fam.name}"
+    keys = ", ".join([fam.by, *cols])
+    ctx.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+    ctx.conn.execute(f"CREATE TEMP TABLE {name} ({keys}, {', '.join(fam.measures)}, PRIMARY KEY ({keys}))")
+    picked = ", ".join(
+        [fam.by, *(f"coalesce({c}, {_NULL_KEY})" for c in cols), *(f"coalesce({m}, 0)" for m in fam.measures)]
+    )
+    added = ", ".join(f"{m} = {m} + excluded.{m}" for m in fam.measures)
+    where = "seg IS NOT NULL" if fam.by == "seg" else "1"
+    ctx.conn.execute(
+        # (WHERE ... AND 1: an upsert's SELECT needs a WHERE, or ON CONFLICT reads as a join's ON)
+        f"""INSERT INTO temp.{name} SELECT {picked} FROM ({fam.sql}) WHERE {where} AND 1
+        ON CONFLICT ({keys}) DO UPDATE SET {added}""",
+        {"as_of": ctx.as_of_text, **fam.params(ctx)},
+    )
+    return name
 
 
 def samples(ctx: Context, fam: Family) -> dict[Key, list[float]]:

@@ -225,3 +225,39 @@ def test_live_tables_leave_the_raw_json_in_the_store(org: Org) -> None:
         copied = {t: {r[1] for r in conn.execute(f'PRAGMA temp.table_info("{t}")')} for t in tables}
         assert "k_contacts" in copied and "c1" in {r[0] for r in conn.execute("SELECT id FROM k_contacts")}
     assert not [t for t, columns in copied.items() if "raw" in columns]
+
+
+@pytest.mark.parametrize("by", ["seg", "period"])
+def test_presummed_rollups_equal_grouped_ones_with_null_keys(org: Org, by: str) -> None:
+    """A family whose grains have few keys is summed by upsert into a small table, not by
+    GROUP BY (kpisync.kpi.families.presum): the same sums, with NULL teams and users kept
+    apart from every real one, and NULL measures counted as nothing."""
+    from kpisync.kpi.context import Context
+    from kpisync.kpi.families import Family, presum, rollup_sql
+
+    where = "seg" if by == "seg" else "period"
+    place = ("2", "3") if by == "seg" else ("'2026-01'", "'2026-02'")
+    facts = " UNION ALL ".join(
+        f"SELECT {rec} AS rec, {at} AS {where}, {user} AS user_id, {team} AS team, {n} AS n, {x} AS x"
+        for rec, at, user, team, n, x in (
+            (1, place[0], "'u1'", "'t1'", 1, 2.5),
+            (2, place[0], "'u1'", "'t1'", 1, 1.0),
+            (3, place[0], "NULL", "'t1'", 1, "NULL"),  # no owner: the team and org count it
+            (4, place[1], "'u2'", "NULL", 1, 4.0),  # a user without a team
+            (5, place[1], "NULL", "NULL", 1, 0.5),
+            (6, place[1], "'u2'", "NULL", 0, 1.5),
+        )
+    )
+    fam = Family(f"test_{by}", facts, ("org", "team", "user"), ("n", "x"), by=by)
+    with Context(org.store.conn, KpiSettings(), parse_as_of(AS_OF)) as ctx:
+        grouped = {(g, k, p): (n or 0, x or 0) for g, k, p, n, x in ctx.query(rollup_sql(fam))}
+        table = presum(ctx, fam)
+        assert table is not None
+        # one row per key, NULLs too: facts 4 and 6 (user u2, no team) share theirs
+        assert ctx.conn.execute(f"SELECT count(*) FROM temp.{table}").fetchone()[0] == 4
+        summed = {(g, k, p): (n or 0, x or 0) for g, k, p, n, x in ctx.query(rollup_sql(fam, table))}
+    assert summed == grouped
+    first = "2026-01" if by == "period" else ctx.seg_periods[2][0]
+    assert summed[("user", "u1", first)] == (2, 3.5)
+    assert summed[("team", "t1", first)] == (3, 3.5)  # the owner-less fact too
+    assert ("user", None, first) not in summed and ("team", None, first) not in summed
