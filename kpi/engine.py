@@ -350,18 +350,15 @@ def _write(
     moment: datetime,
 ) -> ComputeResult:
     """Replace the computed KPIs' rows in kpi_values by those of temp.k_out, in one
-    transaction."""
-    conn = store.conn
+    transaction: staged and swapped in as a parallel compute's are, all at once."""
     began = time.perf_counter()
     computed_at = utc_now()
     pairs = _pairs(chosen)
     with store.transaction():
-        if whole:  # the whole catalog: the whole table
-            conn.execute("DELETE FROM kpi_values")
-        else:
-            conn.executemany("DELETE FROM kpi_values WHERE kpi = ? AND grain = ?", pairs)
-        conn.execute("INSERT OR REPLACE INTO kpi_values SELECT *, ? FROM temp.k_out", (computed_at,))
-    conn.execute("DROP TABLE IF EXISTS temp.k_out")
+        staged = staging.create(store)
+        staging.copy(store, staged, "temp.k_out", computed_at)
+        staging.swap_in(store.conn, staged, pairs, whole)
+    store.conn.execute("DROP TABLE IF EXISTS temp.k_out")
     timings["write"] = time.perf_counter() - began
     return _result(store, pairs, computed_at, timings, moment)
 

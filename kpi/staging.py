@@ -1,9 +1,11 @@
-"""A parallel compute's values, gathered in the store while the KPIs are computed.
+"""A compute's values, gathered in a staging table in the store, then swapped in.
 
-Each group of KPIs a worker finishes is copied into a staging table in the
-store (`kpi_values_next_<pid>_<token>`, one per compute) in a short
-transaction of its own, while the other groups are still computed. The
-staging table then replaces `kpi_values` in one transaction (`swap_in`):
+In a parallel compute each group of KPIs a worker finishes is copied into a
+staging table in the store (`kpi_values_next_<pid>_<token>`, one per compute)
+in a short transaction of its own, while the other groups are still computed;
+a compute on one connection stages its values the same way, in the
+transaction of its swap. The staging table replaces `kpi_values` in one
+transaction (`swap_in`):
 readers see the old values or the new ones, never a mix, and the store's
 write lock is held for moments, not for the whole copy.
 
