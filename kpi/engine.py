@@ -167,7 +167,7 @@ def compute(
     """
     chosen = select(kpis, grains)
     moment = parse_as_of(as_of)
-    with workers.cache(store.conn):
+    with workers.tuned(store.conn):
         result = _compute(store, settings, moment, chosen, whole=kpis is None and grains is None)
     _LAST_SECONDS.update({defn.id: result.timings[defn.id] for defn, _ in chosen if defn.id in result.timings})
     return result

@@ -43,18 +43,33 @@ SCRATCH_PREFIX = "kpisync-compute-"
 # the large bench org).
 CACHE_KIB = 32 * 1024
 
+# What a compute deletes is its own output: superseded KPI values, rollups, scratch
+# tables. Python's SQLite is often built with secure_delete on, which zeroes every
+# freed page; dropping the old kpi_values of the large bench org then writes 194 MB of
+# zeros (1.09 s against 0.13 s with FAST, before the commit writes them again from the
+# WAL). FAST zeroes only what costs no extra I/O; scratch databases need none.
+SECURE_DELETE = "FAST"
+
 
 @contextmanager
-def cache(conn: sqlite3.Connection) -> Iterator[None]:
-    """The compute's page cache on `conn`'s main and temp databases, for the duration."""
-    old = {schema: conn.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] for schema in ("main", "temp")}
-    for schema in old:
-        conn.execute(f"PRAGMA {schema}.cache_size = {-CACHE_KIB}")
+def tuned(conn: sqlite3.Connection) -> Iterator[None]:
+    """The compute's page cache and secure_delete on `conn`'s main and temp databases,
+    for the duration (the connection's own settings are restored after)."""
+    pragmas = {"cache_size": -CACHE_KIB, "secure_delete": SECURE_DELETE}
+    old = {
+        (schema, pragma): conn.execute(f"PRAGMA {schema}.{pragma}").fetchone()[0]
+        for schema in ("main", "temp")
+        for pragma in pragmas
+    }
+    for schema, pragma in old:
+        conn.execute(f"PRAGMA {schema}.{pragma} = {pragmas[pragma]}")
     try:
         yield
     finally:
-        for schema, size in old.items():
-            conn.execute(f"PRAGMA {schema}.cache_size = {int(size)}")
+        for (schema, pragma), value in old.items():
+            # (secure_delete reads 0, 1 or 2 but takes 2 for ON: it is set back by name)
+            setting = ("OFF", "ON", "FAST")[value] if pragma == "secure_delete" else int(value)
+            conn.execute(f"PRAGMA {schema}.{pragma} = {setting}")
 
 
 @contextmanager
@@ -96,6 +111,7 @@ def attach(conn: sqlite3.Connection, path: Path, schema: str, *, shared: bool = 
     conn.execute(f"ATTACH DATABASE ? AS {schema}", (str(path),))
     conn.execute(f"PRAGMA {schema}.journal_mode = {'WAL' if shared else 'OFF'}")
     conn.execute(f"PRAGMA {schema}.synchronous = OFF")
+    conn.execute(f"PRAGMA {schema}.secure_delete = OFF")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -103,6 +119,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     for schema in ("main", "temp"):
         conn.execute(f"PRAGMA {schema}.cache_size = {-CACHE_KIB}")
+        conn.execute(f"PRAGMA {schema}.secure_delete = OFF")  # all of it is thrown away
     return conn
 
 

@@ -124,12 +124,21 @@ def test_a_compute_drops_the_staging_tables_a_killed_one_left(org_path: Path, tm
         assert _staging_tables(store) == [running]
 
 
-def test_a_compute_gives_the_store_connection_its_page_cache_back(org_path: Path) -> None:
+@pytest.mark.parametrize("secure_delete", ["ON", "OFF", "FAST"])
+def test_a_compute_gives_the_store_connection_its_settings_back(org_path: Path, secure_delete: str) -> None:
+    def settings(conn: sqlite3.Connection) -> list[int]:
+        pragmas = ("cache_size", "secure_delete")
+        return [conn.execute(f"PRAGMA {s}.{p}").fetchone()[0] for s in ("main", "temp") for p in pragmas]
+
     with Store.open(org_path) as store:
-        before = [store.conn.execute(f"PRAGMA {s}.cache_size").fetchone()[0] for s in ("main", "temp")]
+        store.conn.execute(f"PRAGMA secure_delete = {secure_delete}")
+        before = settings(store.conn)
+        with workers.tuned(store.conn):
+            # superseded values are dropped without zeroing each freed page
+            assert settings(store.conn) == [-workers.CACHE_KIB, 2] * 2
         engine.compute(store, KpiSettings(workers=2), as_of=DEFAULT_NOW, kpis=["win_rate"])
-        after = [store.conn.execute(f"PRAGMA {s}.cache_size").fetchone()[0] for s in ("main", "temp")]
-    assert after == before and before[0] != -workers.CACHE_KIB
+        assert settings(store.conn) == before
+    assert before[0] != -workers.CACHE_KIB and before[1] == ("OFF", "ON", "FAST").index(secure_delete)
 
 
 def test_support_kpis_wait_for_no_people_or_activity_table() -> None:
