@@ -77,13 +77,15 @@ def rollup_sql(fam: Family, presummed: str | None = None) -> str:
             f"GROUP BY {fam.by}{''.join(f', {c}' for c in cols)}"
         )
     if fam.by == "seg":
+        # grouped by key, then period: a record grain's rows come out in the order of the
+        # output's primary key and go into its B-tree in order, not a period at a time
         only = " AND ps.period IN (" + ", ".join(f"'{p}'" for p in fam.only) + ")" if fam.only else ""
         facts = f"""s AS MATERIALIZED ({first}),
             f AS MATERIALIZED (
               SELECT ps.period, {", ".join(f"s.{c}" for c in cols) + ", " if cols else ""}
                      {", ".join(f"sum(s.{m}) AS {m}" for m in fam.measures)}
               FROM s JOIN k_period_seg ps ON ps.seg = s.seg{only}
-              GROUP BY ps.period{"".join(f", s.{c}" for c in cols)})"""
+              GROUP BY {"".join(f"s.{c}, " for c in cols)}ps.period)"""
     else:
         facts = f"f AS MATERIALIZED ({first})"
     if len(fam.grains) == 1 and fam.grains[0] != "org":  # f is already per key and period

@@ -18,7 +18,11 @@ RecordQuery = tuple[str, dict[str, Any]]  # SELECT key, period, value, numerator
 
 
 def rollup_table(ctx: Context, fam: Family, grain: str) -> str:
-    """The family's sums at one grain as a temp table (key, period, measures), built once."""
+    """The family's sums at one grain as a temp table (key, period, measures), built once.
+
+    Its rows are in key order (rollup_sql groups by key, then period), so that the
+    values made from them fill the output's B-tree in order. No index: the queries
+    on it read it whole."""
 
     def build() -> str:
         name = f"k_roll_{fam.name}_{grain}"
@@ -27,7 +31,6 @@ def rollup_table(ctx: Context, fam: Family, grain: str) -> str:
             f"CREATE TEMP TABLE {name} AS SELECT key, period, {measures} FROM ({rollup_sql(fam)}) WHERE grain = :grain",
             {"as_of": ctx.as_of_text, **fam.params(ctx), "grain": grain},
         )
-        ctx.conn.execute(f"CREATE INDEX temp.{name}_key ON {name} (key, period)")
         return name
 
     return ctx.memo(f"table:{fam.name}:{grain}", build)
