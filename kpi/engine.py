@@ -227,7 +227,8 @@ def _compute_in_parallel(
 
             def build() -> None:
                 began = time.perf_counter()
-                ctx.build(schedule.built)
+                with workers.no_checkpoints(conn):
+                    ctx.build(schedule.built)
                 timings["live tables"] = time.perf_counter() - began
 
             def work(i: int, next_group: Callable[[], int | None]) -> None:

@@ -141,6 +141,36 @@ def test_a_compute_gives_the_store_connection_its_settings_back(org_path: Path, 
     assert before[0] != -workers.CACHE_KIB and before[1] == ("OFF", "ON", "FAST").index(secure_delete)
 
 
+def test_the_scratch_database_is_built_and_read_without_checkpoints(tmp_path: Path) -> None:
+    """The live tables stay in the scratch WAL: the build makes no checkpoint, and the
+    workers read it read-only, so the last to close does not copy it into a file that
+    is deleted right after."""
+    live_db = tmp_path / "live.db"
+    builder = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+    workers.attach(builder, live_db, "k_live", shared=True)
+    reader = workers.connect(live_db)
+    with workers.no_checkpoints(builder):
+        assert builder.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        builder.execute(  # ~6 MB, past the 1,000-page (4 MB) automatic checkpoint
+            """CREATE TABLE k_live.k_acts AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n
+            WHERE i < 50000) SELECT i, randomblob(100) AS pad FROM n"""
+        )
+    assert builder.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    assert reader.execute("SELECT count(*) FROM k_acts").fetchone()[0] == 50000
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.execute("CREATE TABLE mine (x)")
+    # a worker writes its temp tables and its group's own file
+    reader.execute("CREATE TEMP TABLE k_roll AS SELECT i FROM k_acts WHERE i <= 10")
+    workers.attach(reader, tmp_path / "group0.db", "out")
+    reader.execute("CREATE TABLE out.k_out AS SELECT i FROM temp.k_roll")
+    assert reader.execute("SELECT count(*) FROM out.k_out").fetchone()[0] == 10
+    builder.execute("DETACH DATABASE k_live")
+    builder.close()
+    reader.close()
+    assert (tmp_path / "live.db-wal").stat().st_size > 5_000_000
+    assert live_db.stat().st_size < 64 * 1024
+
+
 def test_support_kpis_wait_for_no_people_or_activity_table() -> None:
     """Workers start on a group once the tables it reads exist: the case KPIs read the
     cases and accounts, so they start seconds before the people and activities exist."""
