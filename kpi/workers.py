@@ -8,12 +8,12 @@ it is done; it is kept in WAL mode so that readers and that one writer never
 wait for each other. The build makes no checkpoints (`no_checkpoints`): the
 whole file stays in its WAL, and no second copy of it is written into a
 database file that is deleted right after. Each worker connection opens that
-file read-only as its main database (it cannot see the store at all), so that
-the last one to close it does not make that copy either; it starts on a group of KPIs as soon
-as the tables the group reads are built (`Schedule`), and writes each
-group's rows into a file of the group's own, which the store's connection,
-its build done, copies into the store as soon as the group is finished
-(kpisync.kpi.staging).
+file read-only as its main database (it cannot see the store at all), so
+that the last one to close it does not make that copy either. A worker
+starts on a group of KPIs as soon as the tables the group reads are built
+(`Schedule`), and writes each group's rows into a file of the group's own,
+which the store's connection, its build done, copies into the store as soon
+as the group is finished (kpisync.kpi.staging).
 
 KPIs that share a family go to the same worker (`sharing_groups`), so a
 rollup is computed once. While the build runs (the longest path) it keeps a
