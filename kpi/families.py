@@ -50,10 +50,27 @@ class Family:
     by: str = "seg"  # "seg": facts carry a segment; "period": facts carry a period label
     only: tuple[str, ...] = ()  # roll up these periods only (a record grain's rolling window)
     params: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {}, compare=False)
+    # the same sums from far fewer rows (records counted together; `kpi explain` still
+    # lists this family's records), used when the compute's segments fit its bit masks
+    fast: Family | None = None
+    max_segments: int | None = None  # a fast twin's limit: segments its bit masks hold
 
     @property
     def columns(self) -> list[str]:
         return [GRAIN_COLUMN[g] for g in self.grains if g != "org"]
+
+    def summed(self, ctx: Context) -> Family:
+        """The family whose rows are summed: the fast twin when it can place this
+        compute's segments."""
+        fast = self.fast
+        if fast is None or (fast.max_segments is not None and len(ctx.segments.bounds) - 1 > fast.max_segments):
+            return self
+        return fast
+
+
+# segments a record's bit mask (1 << seg for each segment it is counted in) can hold in
+# SQLite's signed 64-bit integers; default settings make about twenty
+MASK_BITS = 62
 
 
 # a grain column's NULL in a presummed table: its key would hold NULLs as all different,
@@ -109,8 +126,9 @@ def sums(ctx: Context, fam: Family) -> dict[Key, tuple[Any, ...]]:
     """Each measure summed per (grain, key, period); absent keys counted nothing."""
 
     def build() -> dict[Key, tuple[Any, ...]]:
-        table = presum(ctx, fam)
-        rows = ctx.query(rollup_sql(fam, table), fam.params(ctx))
+        summed = fam.summed(ctx)
+        table = presum(ctx, summed)
+        rows = ctx.query(rollup_sql(summed, table), summed.params(ctx))
         if table:
             ctx.conn.execute(f"DROP TABLE temp.{table}")
         return {(g, str(k), p): tuple(v or 0 for v in vals) for g, k, p, *vals in rows}

@@ -118,8 +118,8 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         "k_stage_history",
         # the KPI queries read only live tables (a parallel compute's workers see
         # nothing else), so the stage history, quotas and spend they use are copied
-        """SELECT opportunity_id, stage, entered_at FROM main.opportunity_stage_history
-        WHERE entered_at <= :as_of""",
+        """SELECT opportunity_id, stage, entered_at, kpi_seg(entered_at) AS seg
+        FROM main.opportunity_stage_history WHERE entered_at <= :as_of""",
     ),
     (
         "k_persons",

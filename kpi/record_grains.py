@@ -26,10 +26,11 @@ def rollup_table(ctx: Context, fam: Family, grain: str) -> str:
 
     def build() -> str:
         name = f"k_roll_{fam.name}_{grain}"
-        measures = ", ".join(f"coalesce({m}, 0) AS {m}" for m in fam.measures)
+        summed = fam.summed(ctx)
+        measures = ", ".join(f"coalesce({m}, 0) AS {m}" for m in summed.measures)
         ctx.conn.execute(
-            f"CREATE TEMP TABLE {name} AS SELECT key, period, {measures} FROM ({rollup_sql(fam)}) WHERE grain = :grain",
-            {"as_of": ctx.as_of_text, **fam.params(ctx), "grain": grain},
+            f"CREATE TEMP TABLE {name} AS SELECT key, period, {measures} FROM ({rollup_sql(summed)}) WHERE grain = :grain",
+            {"as_of": ctx.as_of_text, **summed.params(ctx), "grain": grain},
         )
         return name
 

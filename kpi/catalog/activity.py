@@ -7,9 +7,6 @@ made the touch (catalog, attribution).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
-
 from kpisync.kpi.aggregate import (
     ByGrain,
     Mean,
@@ -20,8 +17,7 @@ from kpisync.kpi.aggregate import (
     Total,
 )
 from kpisync.kpi.catalog.funnel import FUNNEL
-from kpisync.kpi.context import Context
-from kpisync.kpi.families import Family
+from kpisync.kpi.families import MASK_BITS, Family
 from kpisync.kpi.live import TOUCH_TYPES
 from kpisync.kpi.registry import KpiDef, register
 
@@ -44,36 +40,6 @@ ACTIVITY = Family(
     ("touches", "calls", "emails", "meetings", "responses", "booked", "sourced"),
 )
 
-# Prospects contacted in each period (people with a touch in it), with whether
-# they responded in it, responded positively in it, became customers by as_of,
-# and the type of their first touch in it.
-PROSPECTS = Family(
-    "prospects",
-    """WITH by_seg AS (
-        SELECT person_id, seg, max(is_touch) AS touched, max(is_response) AS responded,
-               max(is_positive) AS positive,
-               min(CASE WHEN is_touch THEN occurred_at || type END) AS first_touch
-        FROM k_acts
-        WHERE person_id IS NOT NULL AND seg IS NOT NULL AND (is_touch OR is_response)
-        GROUP BY person_id, seg),
-    by_period AS (
-        SELECT person_id, ps.period, max(touched) AS touched, max(responded) AS responded,
-               max(positive) AS positive, min(first_touch) AS first_touch
-        FROM by_seg JOIN k_period_seg ps ON ps.seg = by_seg.seg
-        GROUP BY person_id, ps.period)
-    SELECT b.person_id AS rec, b.period, p.owner_id AS user_id, p.team,
-           substr(b.first_touch, 21) AS atype, 1 AS contacted, b.responded, b.positive,
-           s.customer_at IS NOT NULL AS customers
-    FROM by_period b JOIN k_persons p ON p.id = b.person_id
-    LEFT JOIN k_stages s ON s.person_id = b.person_id
-    WHERE b.touched""",
-    ("org", "team", "user", "activity_type"),
-    ("contacted", "responded", "positive", "customers"),
-    by="period",
-)
-
-
-_SEG_BITS = 62  # segments a person's bit masks can hold in SQLite's signed 64-bit integers
 _TYPE_MASKS = ", ".join(
     f"sum(CASE WHEN b.first_type = '{t}' THEN 1 << b.seg ELSE 0 END) AS first_{t}" for t in TOUCH_TYPES
 )
@@ -84,7 +50,7 @@ _FIRST_TYPE = " ".join(f"WHEN first_{t} & (seen & -seen) THEN '{t}'" for t in TO
 # and positive segments (and the segments whose first touch was a call, ...) are bit
 # masks; people with the same masks and owner are counted together, and a period is
 # the mask of its segments [lo, hi). The same numbers, about ten times cheaper on
-# large orgs; it needs at most _SEG_BITS segments (default settings make ~22).
+# large orgs (PROSPECTS' fast twin).
 PROSPECTS_BY_MASK = Family(
     "prospects",
     f"""WITH by_seg AS (
@@ -116,20 +82,40 @@ PROSPECTS_BY_MASK = Family(
            n * ((responded & mask) <> 0) AS responded, n * ((positive & mask) <> 0) AS positive,
            n * customer AS customers
     FROM in_period WHERE seen <> 0""",
-    PROSPECTS.grains,
-    PROSPECTS.measures,
+    ("org", "team", "user", "activity_type"),
+    ("contacted", "responded", "positive", "customers"),
     by="period",
+    max_segments=MASK_BITS,
 )
 
-
-@dataclass
-class ProspectRatio(Ratio):
-    """A PROSPECTS ratio, rolled up from the bit masks when the segments fit in them
-    (`kpi explain` lists the people from PROSPECTS)."""
-
-    def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
-        fits = len(ctx.segments.bounds) - 1 <= _SEG_BITS
-        return Ratio.values(replace(self, family=PROSPECTS_BY_MASK if fits else PROSPECTS), ctx, grain)
+# Prospects contacted in each period (people with a touch in it), with whether
+# they responded in it, responded positively in it, became customers by as_of,
+# and the type of their first touch in it.
+PROSPECTS = Family(
+    "prospects",
+    """WITH by_seg AS (
+        SELECT person_id, seg, max(is_touch) AS touched, max(is_response) AS responded,
+               max(is_positive) AS positive,
+               min(CASE WHEN is_touch THEN occurred_at || type END) AS first_touch
+        FROM k_acts
+        WHERE person_id IS NOT NULL AND seg IS NOT NULL AND (is_touch OR is_response)
+        GROUP BY person_id, seg),
+    by_period AS (
+        SELECT person_id, ps.period, max(touched) AS touched, max(responded) AS responded,
+               max(positive) AS positive, min(first_touch) AS first_touch
+        FROM by_seg JOIN k_period_seg ps ON ps.seg = by_seg.seg
+        GROUP BY person_id, ps.period)
+    SELECT b.person_id AS rec, b.period, p.owner_id AS user_id, p.team,
+           substr(b.first_touch, 21) AS atype, 1 AS contacted, b.responded, b.positive,
+           s.customer_at IS NOT NULL AS customers
+    FROM by_period b JOIN k_persons p ON p.id = b.person_id
+    LEFT JOIN k_stages s ON s.person_id = b.person_id
+    WHERE b.touched""",
+    ("org", "team", "user", "activity_type"),
+    ("contacted", "responded", "positive", "customers"),
+    by="period",
+    fast=PROSPECTS_BY_MASK,
+)
 
 
 LEAD_RESPONSE = Family(
@@ -206,12 +192,12 @@ for defn in (
            compute=Ratio(LEAD_CONTACT, "reached", "mqls")),
     KpiDef("response_rate", "Response rate", "ratio", ("org", "team", "user", "activity_type"),
            "of prospects contacted in P, the share with a response in P", "002 SDR", B,
-           compute=ProspectRatio(PROSPECTS, "responded", "contacted"),
+           compute=Ratio(PROSPECTS, "responded", "contacted"),
            notes="activity_type grain: a prospect counts under the type of its first touch in P"),
     KpiDef("positive_response_rate", "Positive response rate", "ratio",
            ("org", "team", "user", "activity_type"),
            "of prospects contacted in P, the share with a positive response in P", "002 SDR", B,
-           compute=ProspectRatio(PROSPECTS, "positive", "contacted"),
+           compute=Ratio(PROSPECTS, "positive", "contacted"),
            notes="activity_type grain: a prospect counts under the type of its first touch in P"),
     KpiDef("meeting_booking_rate", "Meeting booking rate", "ratio", OTU,
            "meetings booked in P (at created_at, not canceled) / responses in P, by activity owner",
@@ -230,7 +216,7 @@ for defn in (
     KpiDef("acquisition_rate", "Acquisition rate", "ratio",
            ("org", "team", "user", "activity_type"),
            "of prospects contacted in P, the share that entered customer by as_of",
-           "003 #7, 002 BDR", B, compute=ProspectRatio(PROSPECTS, "customers", "contacted"),
+           "003 #7, 002 BDR", B, compute=Ratio(PROSPECTS, "customers", "contacted"),
            notes="activity_type grain: a prospect counts under the type of its first touch in P"),
 ):
     register(defn)

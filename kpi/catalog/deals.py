@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from kpisync.kpi.aggregate import ByGrain, Compute, Mean, Median, Ratio, RecordSql, Total
 from kpisync.kpi.context import Context
-from kpisync.kpi.families import Family, sums
+from kpisync.kpi.families import MASK_BITS, Family, sums
 from kpisync.kpi.live import EXPANSION_TYPES
 from kpisync.kpi.registry import KpiDef, register
 
@@ -44,23 +44,10 @@ CLOSED = Family(
     ),
 )
 
-# Opportunities worked in each period: created before its end, not closed before its start.
-WORKED = Family(
-    "opp_worked",
-    """SELECT o.id AS rec, p.label AS period, o.owner_id AS user_id, o.team, 1 AS worked,
-           o.won AND o.closed_at >= p.start AND o.closed_at < p."end" AS won
-    FROM k_opps o JOIN k_periods p
-      ON o.created_at < p."end" AND (o.closed_at IS NULL OR o.closed_at >= p.start)
-    WHERE p.kind <> 'all'""",
-    OTU,
-    ("worked", "won"),
-    by="period",
-)
-
 # WORKED counted without a row per opportunity and period: opportunities with the
 # same owner, created and closed segments and outcome are counted together, and a
 # period is its segments [lo, hi) (created before its end: created_seg < hi; not
-# closed before its start: closed_seg >= lo). `kpi explain` lists WORKED's rows.
+# closed before its start: closed_seg >= lo). `kpi explain` lists WORKED's rows (WORKED's fast twin).
 WORKED_BY_SEGMENTS = Family(
     "opp_worked",
     """WITH grouped AS (
@@ -76,13 +63,19 @@ WORKED_BY_SEGMENTS = Family(
     by="period",
 )
 
-
-@dataclass
-class WorkedRatio(Ratio):
-    """A WORKED ratio rolled up from WORKED_BY_SEGMENTS (explain reads WORKED)."""
-
-    def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
-        return Ratio.values(replace(self, family=WORKED_BY_SEGMENTS), ctx, grain)
+# Opportunities worked in each period: created before its end, not closed before its start.
+WORKED = Family(
+    "opp_worked",
+    """SELECT o.id AS rec, p.label AS period, o.owner_id AS user_id, o.team, 1 AS worked,
+           o.won AND o.closed_at >= p.start AND o.closed_at < p."end" AS won
+    FROM k_opps o JOIN k_periods p
+      ON o.created_at < p."end" AND (o.closed_at IS NULL OR o.closed_at >= p.start)
+    WHERE p.kind <> 'all'""",
+    OTU,
+    ("worked", "won"),
+    by="period",
+    fast=WORKED_BY_SEGMENTS,
+)
 
 
 CYCLE = Family(
@@ -102,6 +95,31 @@ CREATED = Family(
     ("opened", "pipeline"),
 )
 
+# PROPOSALS without a row per opportunity and period: each opportunity's segments with
+# a proposal-stage entry are a bit mask; opportunities with the same mask and owner
+# are counted together, and a period (segments [lo, hi)) counts those whose mask
+# meets its own (PROPOSALS' fast twin: 0.26 s against 1.56 s on the large bench org).
+PROPOSALS_BY_MASK = Family(
+    "opp_proposals",
+    """WITH masks AS (
+        SELECT opportunity_id, sum(1 << seg) AS segs
+        FROM (SELECT DISTINCT opportunity_id, seg FROM k_stage_history
+              WHERE seg IS NOT NULL AND stage IN (SELECT value FROM json_each(:stages)))
+        GROUP BY opportunity_id),
+    groups AS MATERIALIZED (
+        SELECT count(*) AS n, o.owner_id, o.team, m.segs
+        FROM masks m JOIN k_opps o ON o.id = m.opportunity_id
+        GROUP BY o.owner_id, o.team, m.segs)
+    SELECT NULL AS rec, p.label AS period, g.owner_id AS user_id, g.team, g.n AS proposals
+    FROM groups g JOIN k_periods p ON g.segs & ((1 << p.hi) - (1 << p.lo)) <> 0
+    WHERE p.kind <> 'all'""",
+    OTU,
+    ("proposals",),
+    by="period",
+    params=lambda ctx: {"stages": json.dumps(list(ctx.settings.proposal_stages))},
+    max_segments=MASK_BITS,
+)
+
 PROPOSALS = Family(
     "opp_proposals",
     """SELECT DISTINCT o.id AS rec, p.label AS period, o.owner_id AS user_id, o.team,
@@ -115,6 +133,7 @@ PROPOSALS = Family(
     ("proposals",),
     by="period",
     params=lambda ctx: {"stages": json.dumps(list(ctx.settings.proposal_stages))},
+    fast=PROPOSALS_BY_MASK,
 )
 
 
@@ -233,7 +252,7 @@ for defn in (
            "002 SDR win/loss", A, compute=Ratio(CLOSED, "won", "lost")),
     KpiDef("close_ratio", "Close ratio", "ratio", OTU,
            "won in P / opportunities worked in P (created before end, not closed before start)",
-           "002 #7", A, compute=WorkedRatio(WORKED, "won", "worked")),
+           "002 #7", A, compute=Ratio(WORKED, "won", "worked")),
     KpiDef("sales_cycle_days", "Sales cycle (days)", "days", ("org", "team", "user", "region"),
            "median of closed_at - created_at over won in P", "002 #6", A,
            compute=Median(CYCLE)),
