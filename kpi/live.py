@@ -123,17 +123,30 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
     ),
     (
         "k_persons",
-        """SELECT p.id, coalesce(p.owner_id, g.owner_id) AS owner_id, u.team,
-               coalesce(p.region, g.region) AS region, coalesce(p.channel, g.channel) AS channel,
-               coalesce(p.account_id, g.account_id) AS account_id, g.created_at,
-               p.lifecycle_stage, kpi_seg(g.created_at) AS created_seg
-        FROM (SELECT m.person_id, min(c.created_at) AS created_at, max(c.owner_id) AS owner_id,
-                     max(c.region) AS region, max(c.channel) AS channel,
-                     max(c.account_id) AS account_id
-              FROM k_person_map m JOIN k_contacts c ON c.id = m.contact_id
-              GROUP BY m.person_id) g
-        JOIN k_contacts p ON p.id = g.person_id
-        LEFT JOIN k_users u ON u.id = coalesce(p.owner_id, g.owner_id)""",
+        # a person is a contact (or lead) no other record maps to, or one that others map
+        # to (converted leads), whose owner, region, channel and account fill in the
+        # person's own blanks (the largest of theirs), and whose creation is the earliest;
+        # only those merged records are grouped, not every contact
+        """WITH merged AS MATERIALIZED (
+            SELECT m.person_id, min(c.created_at) AS created_at, max(c.owner_id) AS owner_id,
+                   max(c.region) AS region, max(c.channel) AS channel, max(c.account_id) AS account_id
+            FROM k_person_map m JOIN k_contacts c ON c.id = m.contact_id
+            WHERE m.person_id <> m.contact_id
+            GROUP BY m.person_id),
+        persons AS (
+            SELECT p.id, coalesce(p.owner_id, g.owner_id) AS owner_id,
+                   coalesce(p.region, g.region) AS region, coalesce(p.channel, g.channel) AS channel,
+                   coalesce(p.account_id, g.account_id) AS account_id, p.lifecycle_stage,
+                   CASE WHEN g.person_id IS NULL THEN p.created_at
+                        WHEN s.person_id <> p.id THEN g.created_at
+                        ELSE coalesce(min(p.created_at, g.created_at), p.created_at, g.created_at)
+                   END AS created_at
+            FROM k_contacts p JOIN k_person_map s ON s.contact_id = p.id
+            LEFT JOIN merged g ON g.person_id = p.id
+            WHERE s.person_id = p.id OR g.person_id IS NOT NULL)
+        SELECT p.id, p.owner_id, u.team, p.region, p.channel, p.account_id, p.created_at,
+               p.lifecycle_stage, kpi_seg(p.created_at) AS created_seg
+        FROM persons p LEFT JOIN k_users u ON u.id = p.owner_id""",
     ),
     (
         "k_lc",
@@ -172,7 +185,9 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         # an activity exists once logged (created_at); it is a touch or a
         # response once it happened (occurred_at); a meeting counts as booked
         # at its created_at (kpi-catalog.md, shared definitions)
-        # (the person's account is looked up only for the activities without one)
+        # (the person's account is looked up only for the activities without one; the
+        # segment is placed from the plain column, which the inlined search reads at
+        # each of its steps)
         f"""SELECT a.id, a.type, a.owner_id, u.team, m.person_id,
                coalesce(a.account_id, (SELECT p.account_id FROM k_persons p WHERE p.id = m.person_id))
                    AS account_id,
@@ -185,7 +200,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                coalesce(a.occurred_at <= :as_of AND a.outcome = 'positive', 0) AS is_positive,
                coalesce(a.type = 'meeting' AND coalesce(a.outcome, '') <> 'canceled', 0)
                    AS is_booked,
-               kpi_seg(CASE WHEN a.occurred_at <= :as_of THEN a.occurred_at END) AS seg,
+               CASE WHEN a.occurred_at <= :as_of THEN kpi_seg(a.occurred_at) END AS seg,
                CASE WHEN a.type = 'meeting' THEN kpi_seg(coalesce(a.created_at, a.occurred_at)) END
                    AS booked_seg
         FROM main.activities a
@@ -248,19 +263,22 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
     ),
 )
 
+# tables stored in the order of a key of their own (WITHOUT ROWID): a lookup by that key is
+# one B-tree search, not an index search and then another in the table (k_acts looks up
+# a user and a person for each of its million rows)
+KEYS: dict[str, str] = {
+    "k_users": "id",
+    "k_contacts": "id",
+    "k_person_map": "contact_id",
+    "k_opps": "id",
+    "k_accounts": "id",
+    "k_persons": "id",
+    "k_lc": "person_id, stage",
+    "k_stages": "person_id",
+}
 # indexes made right after their table, for the tables built from it ({s}: the schema)
 INDEXES: dict[str, tuple[str, ...]] = {
-    "k_users": ("CREATE INDEX {s}.k_users_id ON k_users (id)",),
-    "k_contacts": ("CREATE INDEX {s}.k_contacts_id ON k_contacts (id)",),
-    "k_person_map": ("CREATE INDEX {s}.k_person_map_contact ON k_person_map (contact_id)",),
-    "k_persons": ("CREATE INDEX {s}.k_persons_id ON k_persons (id)",),
-    "k_lc": ("CREATE INDEX {s}.k_lc_person ON k_lc (person_id, stage)",),
-    "k_stages": ("CREATE INDEX {s}.k_stages_person ON k_stages (person_id)",),
-    "k_opps": (
-        "CREATE INDEX {s}.k_opps_account ON k_opps (account_id)",
-        "CREATE INDEX {s}.k_opps_id ON k_opps (id)",
-    ),
-    "k_accounts": ("CREATE INDEX {s}.k_accounts_id ON k_accounts (id)",),
+    "k_opps": ("CREATE INDEX {s}.k_opps_account ON k_opps (account_id)",),
     "k_acts": (
         "CREATE INDEX {s}.k_touch_person ON k_acts (person_id, occurred_at) WHERE is_touch",
         "CREATE INDEX {s}.k_touch_opp ON k_acts (opportunity_id, occurred_at) WHERE is_touch AND opportunity_id IS NOT NULL",
@@ -284,14 +302,31 @@ def build(
     for name, select in LIVE_TABLES:
         if name in VIEWS:
             conn.execute(f"CREATE VIEW {schema}.{name} AS {select}")
+        elif name in KEYS:
+            _create_keyed(conn, f"{schema}.{name}", inline_segments(select, bounds), KEYS[name], {"as_of": as_of})
         else:
             conn.execute(f"CREATE TABLE {schema}.{name} AS {inline_segments(select, bounds)}", {"as_of": as_of})
         for statement in INDEXES.get(name, ()):
             conn.execute(statement.format(s=schema))
         if on_table is not None:
-            # just built: its rowids count from 1 without gaps
-            rows = 0 if name in VIEWS else conn.execute(f"SELECT max(rowid) FROM {schema}.{name}").fetchone()[0]
-            on_table(name, rows or 0)
+            rows = 0 if name in VIEWS else conn.execute(f"SELECT count(*) FROM {schema}.{name}").fetchone()[0]
+            on_table(name, rows)
+
+
+def _create_keyed(conn: sqlite3.Connection, table: str, select: str, key: str, params: dict[str, str]) -> None:
+    """CREATE TABLE AS, but WITHOUT ROWID in the order of `key`: the same columns and
+    declared types (read from an empty CREATE TABLE AS), filled in key order."""
+    conn.execute(f"CREATE TABLE {table} AS SELECT * FROM ({select}) LIMIT 0", params)
+    schema, name = table.split(".")
+    columns = [(row[1], row[2]) for row in conn.execute(f"PRAGMA {schema}.table_info({name})")]
+    conn.execute(f"DROP TABLE {table}")
+    defined = ", ".join(f'"{column}" {kind}' for column, kind in columns)
+    conn.execute(f"CREATE TABLE {table} ({defined}, PRIMARY KEY ({key})) WITHOUT ROWID")
+    # ordered on the SELECT itself, by position (its joins may share a column name), so
+    # that SQLite sees when its GROUP BY or its scan already gives that order
+    names = [column for column, _ in columns]
+    order = ", ".join(str(names.index(part.strip()) + 1) for part in key.split(","))
+    conn.execute(f"INSERT INTO {table} {select} ORDER BY {order}", params)
 
 
 def inline_segments(sql: str, bounds: Sequence[str]) -> str:

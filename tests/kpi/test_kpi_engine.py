@@ -261,3 +261,41 @@ def test_presummed_rollups_equal_grouped_ones_with_null_keys(org: Org, by: str) 
     assert summed[("user", "u1", first)] == (2, 3.5)
     assert summed[("team", "t1", first)] == (3, 3.5)  # the owner-less fact too
     assert ("user", None, first) not in summed and ("team", None, first) not in summed
+
+
+def test_a_person_fills_its_blanks_from_the_records_merged_into_it(org: Org) -> None:
+    """k_persons: a contact and the leads converted into it are one person, with the
+    contact's own owner, region, channel and account where it has them, else the largest
+    of its leads', and the earliest creation of them all; a lead converted into a contact
+    that was itself converted on is the contact's, not the final person's."""
+    from kpisync.kpi.context import Context
+
+    org.user("u1"), org.user("u2"), org.user("u3", team="T2")
+    t = "2026-{}Z".format
+    lead = {"kind": "lead", "converted_at": t("02-10T00:00:00")}
+    org.contact("c1", None, created_at=t("02-01T00:00:00"), channel="inbound", region="EU")
+    org.contact("L1", "u2", created_at=t("01-25T00:00:00"), channel="web", account_id="a1",
+                converted_contact_id="c1", **lead)  # fmt: skip
+    org.contact("L2", "u3", created_at=t("01-28T00:00:00"), region="US", account_id="a2",
+                converted_contact_id="c1", **lead)  # fmt: skip
+    org.contact("c2", "u1", created_at=t("02-03T00:00:00"))  # no leads: itself
+    # a chain: L3 was converted into L4, which was converted into c2
+    org.contact("L4", None, created_at=t("01-05T00:00:00"), converted_contact_id="c2", **lead)
+    org.contact("L3", "u2", created_at=t("01-20T00:00:00"), region="APAC", converted_contact_id="L4", **lead)
+    with Context(org.store.conn, KpiSettings(), parse_as_of(AS_OF)):
+        persons = {
+            r[0]: r[1:]
+            for r in org.store.conn.execute(
+                "SELECT id, owner_id, team, region, channel, account_id, created_at FROM k_persons"
+            )
+        }
+        mapped = dict(org.store.conn.execute("SELECT contact_id, person_id FROM k_person_map"))
+    assert mapped == {"c1": "c1", "L1": "c1", "L2": "c1", "c2": "c2", "L4": "c2", "L3": "L4"}
+    assert persons == {
+        # owner: c1 has none, the largest of L1's u2 and L2's u3; channel and region its own
+        "c1": ("u3", "T2", "EU", "inbound", "a2", t("01-25T00:00:00")),
+        # c2's own values; created at L4's earlier creation
+        "c2": ("u1", "T1", None, None, None, t("01-05T00:00:00")),
+        # L4 is merged into c2, but L3 maps to it: a person of L3 alone, under L4's id
+        "L4": ("u2", "T1", "APAC", None, None, t("01-20T00:00:00")),
+    }
