@@ -7,7 +7,6 @@ The rollups are in kpisync.kpi.families; record grains are written from SQL
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -169,9 +168,7 @@ class Median(Compute):
         self.fill = (None, None, 0)
 
     def values(self, ctx: Context, grain: str) -> dict[tuple[str, str], tuple[Any, Any, Any]]:
-        return {
-            kp: (statistics.median(xs), None, len(xs)) for kp, xs in _pick(samples(ctx, self.family), grain).items()
-        }
+        return {kp: (_median(xs), None, len(xs)) for kp, xs in samples(ctx, self.family).get(grain, {}).items()}
 
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         rows = records(ctx, self.family, grain, key, period)
@@ -276,6 +273,14 @@ def tables_of(compute: Any) -> set[str] | None:
     if type(compute) in (Total, Ratio, Mean, Median, PerWorkingDay, RecordSql):
         return live.tables_read(repr(compute))
     return None
+
+
+def _median(xs: list[float]) -> float:
+    """statistics.median's value (the same float steps), sorting the list in place: a
+    few hundred thousand small samples on a large org, where its call and copy show."""
+    xs.sort()
+    half = len(xs) // 2
+    return xs[half] if len(xs) % 2 else (xs[half - 1] + xs[half]) / 2
 
 
 def _contributing(rows: list[dict[str, Any]], measure: str) -> list[tuple[str, Any]]:

@@ -166,29 +166,30 @@ def presum(ctx: Context, fam: Family) -> str | None:
     return name
 
 
-def samples(ctx: Context, fam: Family) -> dict[Key, list[float]]:
-    """The values of column x per (grain, key, period), for medians and means."""
+def samples(ctx: Context, fam: Family) -> dict[str, dict[tuple[str, str], list[float]]]:
+    """The values of column x per grain, then per (key, period), for medians."""
 
-    def build() -> dict[Key, list[float]]:
+    def build() -> dict[str, dict[tuple[str, str], list[float]]]:
         cols = fam.columns
         where = "seg IS NOT NULL" if fam.by == "seg" else "1"
-        sql = f"SELECT {fam.by}, {''.join(c + ', ' for c in cols)}x FROM ({fam.sql}) WHERE {where}"
-        grains = [(g, None if g == "org" else cols.index(GRAIN_COLUMN[g])) for g in fam.grains]
-        # gathered per segment first, then joined per period: a fact is touched once,
-        # not once per period containing it (a median does not depend on the order)
-        placed: dict[tuple[str, str, Any], list[float]] = defaultdict(list)
-        for where_in, *dims, x in ctx.query(sql, fam.params(ctx)):
-            if x is None:
-                continue
-            for grain, i in grains:
-                key = "" if i is None else dims[i]
+        sql = f"SELECT {fam.by}, {''.join(c + ', ' for c in cols)}x FROM ({fam.sql}) WHERE {where} AND x IS NOT NULL"
+        facts = ctx.query(sql, fam.params(ctx))
+        out: dict[str, dict[tuple[str, str], list[float]]] = {}
+        for grain in fam.grains:
+            i = None if grain == "org" else 1 + cols.index(GRAIN_COLUMN[grain])
+            # gathered per segment first, then joined per period: a fact is touched once,
+            # not once per period containing it (a median does not depend on the order)
+            placed: dict[tuple[str, Any], list[float]] = defaultdict(list)
+            for fact in facts:
+                key = "" if i is None else fact[i]
                 if key is not None:
-                    placed[(grain, str(key), where_in)].append(x)
-        out: dict[Key, list[float]] = defaultdict(list)
-        for (grain, key, where_in), xs in placed.items():
-            for label in ctx.seg_periods.get(where_in, ()) if fam.by == "seg" else (where_in,):
-                out[(grain, key, label)] += xs
-        return dict(out)
+                    placed[(str(key), fact[0])].append(fact[-1])
+            per_period: dict[tuple[str, str], list[float]] = defaultdict(list)
+            for (key, where_in), xs in placed.items():
+                for label in ctx.seg_periods.get(where_in, ()) if fam.by == "seg" else (where_in,):
+                    per_period[(key, label)] += xs
+            out[grain] = per_period
+        return out
 
     return ctx.memo(f"samples:{fam.name}", build)
 

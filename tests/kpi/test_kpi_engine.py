@@ -299,3 +299,12 @@ def test_a_person_fills_its_blanks_from_the_records_merged_into_it(org: Org) -> 
         # L4 is merged into c2, but L3 maps to it: a person of L3 alone, under L4's id
         "L4": ("u2", "T1", "APAC", None, None, t("01-20T00:00:00")),
     }
+
+
+@pytest.mark.parametrize("xs", [[3.0], [2.5, 1.0], [5.0, 1.0, 4.0], [0.1, 0.7, 0.2, 0.4], [1, 2, 2, 9, 7]])
+def test_the_median_is_the_statistics_median(xs: list[float]) -> None:
+    import statistics
+
+    from kpisync.kpi.aggregate import _median
+
+    assert _median(list(xs)) == statistics.median(xs)
