@@ -55,6 +55,11 @@ class Family:
     fast: Family | None = None
     max_segments: int | None = None  # a fast twin's limit: segments its bit masks hold
 
+    def __post_init__(self) -> None:
+        fast = self.fast
+        if fast is not None and (fast.name, fast.grains, fast.measures) != (self.name, self.grains, self.measures):
+            raise ValueError(f"family {self.name}: its fast twin must have its name, grains and measures")
+
     @property
     def columns(self) -> list[str]:
         return [GRAIN_COLUMN[g] for g in self.grains if g != "org"]

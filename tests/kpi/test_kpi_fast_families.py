@@ -59,3 +59,9 @@ def test_past_its_bit_masks_a_family_sums_its_own_rows(fam: Family) -> None:
 
     assert fam.summed(ctx(MASK_BITS)) is fam.fast
     assert fam.summed(ctx(MASK_BITS + 1)) is fam
+
+
+def test_a_fast_twin_must_sum_the_same_measures() -> None:
+    twin = Family("f", "SELECT 1", ("org",), ("a",))
+    with pytest.raises(ValueError, match="family f: its fast twin"):
+        Family("f", "SELECT 1", ("org",), ("a", "b"), fast=twin)
