@@ -36,7 +36,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         "k_users",
         # every user, deleted too: a rep who left still owns history; the user
         # grain lists only live ones (Context.universe)
-        """SELECT id, team, region, coalesce(is_deleted, 0) AS is_deleted FROM main.users""",
+        """SELECT id, team, region, coalesce(is_deleted, 0) AS is_deleted FROM main.users WHERE id IS NOT NULL""",
     ),
     ("k_quotas", "SELECT user_id, team, period_start, period_end, amount FROM main.quotas"),
     ("k_spend", "SELECT channel, period_start, period_end, amount FROM main.spend"),
@@ -47,7 +47,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         f"""SELECT c.id, c.owner_id, c.account_id, c.region, c.channel, c.lifecycle_stage,
                c.created_at, c.converted_at, c.converted_contact_id
         FROM main.contacts c
-        WHERE {_LIVE.format(t="c")} AND coalesce(c.created_at, '') <= :as_of
+        WHERE {_LIVE.format(t="c")} AND coalesce(c.created_at, '') <= :as_of AND c.id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM main.contacts t WHERE t.id = c.converted_contact_id
                           AND t.id <> c.id AND t.is_deleted = 1
                           AND coalesce(t.created_at, '') <= :as_of
@@ -75,7 +75,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         LEFT JOIN k_users u ON u.id = o.owner_id
         LEFT JOIN k_users cu ON cu.id = coalesce(o.created_by_id, o.owner_id)
         LEFT JOIN k_person_map m ON m.contact_id = o.contact_id
-        WHERE {_LIVE.format(t="o")} AND coalesce(o.created_at, '') <= :as_of""",
+        WHERE {_LIVE.format(t="o")} AND coalesce(o.created_at, '') <= :as_of AND o.id IS NOT NULL""",
     ),
     (
         "k_won_ranked",
@@ -98,7 +98,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
                           max(CASE WHEN n = 1 THEN channel END) AS first_channel
                    FROM k_won_ranked GROUP BY account_id) w ON w.account_id = a.id
         LEFT JOIN k_users u ON u.id = a.owner_id
-        WHERE {_LIVE.format(t="a")} AND coalesce(a.created_at, '') <= :as_of""",
+        WHERE {_LIVE.format(t="a")} AND coalesce(a.created_at, '') <= :as_of AND a.id IS NOT NULL""",
     ),
     (
         "k_cases",
@@ -154,7 +154,7 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
         """SELECT m.person_id, e.stage, min(e.entered_at) AS entered_at,
                kpi_seg(min(e.entered_at)) AS seg
         FROM main.lifecycle_events e JOIN k_person_map m ON m.contact_id = e.contact_id
-        WHERE e.entered_at <= :as_of
+        WHERE e.entered_at <= :as_of AND e.stage IS NOT NULL
         GROUP BY m.person_id, e.stage""",
     ),
     (
@@ -265,7 +265,8 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
 
 # tables stored in the order of a key of their own (WITHOUT ROWID): a lookup by that key is
 # one B-tree search, not an index search and then another in the table (k_acts looks up
-# a user and a person for each of its million rows)
+# a user and a person for each of its million rows). Their SELECTs skip rows without that
+# key (a store's id can be NULL in SQLite; no record could refer to such a row).
 KEYS: dict[str, str] = {
     "k_users": "id",
     "k_contacts": "id",

@@ -308,3 +308,27 @@ def test_the_median_is_the_statistics_median(xs: list[float]) -> None:
     from kpisync.kpi.aggregate import _median
 
     assert _median(list(xs)) == statistics.median(xs)
+
+
+def test_rows_without_an_id_are_skipped_not_a_crash(org: Org) -> None:
+    """SQLite lets a store's id (or a lifecycle event's stage) be NULL, whichever tool wrote
+    it; the live tables keyed by them skip such rows, which no record could refer to."""
+    build_deals(org)
+    before = {(v["kpi"], v["grain"], v["key"], v["period"]): v["value"] for v in _computed(org)}
+    conn = org.store.conn
+    for table, created in (("users", None), ("contacts", "2026-02-01"), ("opportunities", "2026-02-02"),
+                           ("accounts", "2025-01-01")):  # fmt: skip
+        columns = "id, owner_id, created_at, is_deleted" if created else "id, name, team"
+        values = f"NULL, 'u1', '{created}T00:00:00Z', 0" if created else "NULL, 'ghost', 'T1'"
+        conn.execute(f"INSERT INTO {table} ({columns}) VALUES ({values})")
+    conn.execute(
+        "INSERT INTO lifecycle_events (contact_id, stage, entered_at) VALUES ('c1', NULL, ?)", ("2026-02-11T00:00:00Z",)
+    )
+    conn.commit()
+    after = {(v["kpi"], v["grain"], v["key"], v["period"]): v["value"] for v in _computed(org)}
+    assert after == before
+    assert before[("new_opportunities", "org", "", "2026-02")] > 0
+
+
+def _computed(org: Org) -> list[dict[str, object]]:
+    return engine.to_json(engine.compute(org.store, KpiSettings(), as_of=AS_OF))["kpis"]  # type: ignore[no-any-return]
