@@ -95,6 +95,11 @@ CREATED = Family(
     ("opened", "pipeline"),
 )
 
+
+def _proposal_stages(ctx: Context) -> dict[str, Any]:
+    return {"stages": json.dumps(list(ctx.settings.proposal_stages))}
+
+
 # PROPOSALS without a row per opportunity and period: each opportunity's segments with
 # a proposal-stage entry are a bit mask; opportunities with the same mask and owner
 # are counted together, and a period (segments [lo, hi)) counts those whose mask
@@ -116,7 +121,7 @@ PROPOSALS_BY_MASK = Family(
     OTU,
     ("proposals",),
     by="period",
-    params=lambda ctx: {"stages": json.dumps(list(ctx.settings.proposal_stages))},
+    params=_proposal_stages,
     max_segments=MASK_BITS,
 )
 
@@ -132,7 +137,7 @@ PROPOSALS = Family(
     OTU,
     ("proposals",),
     by="period",
-    params=lambda ctx: {"stages": json.dumps(list(ctx.settings.proposal_stages))},
+    params=_proposal_stages,
     fast=PROPOSALS_BY_MASK,
 )
 
