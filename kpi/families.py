@@ -51,7 +51,7 @@ class Family:
     only: tuple[str, ...] = ()  # roll up these periods only (a record grain's rolling window)
     params: Callable[[Context], dict[str, Any]] = field(default=lambda ctx: {}, compare=False)
     # the same sums from far fewer rows (records counted together; `kpi explain` still
-    # lists this family's records), used when the compute's segments fit its bit masks
+    # lists this family's records), used unless its bit masks cannot hold the segments
     fast: Family | None = None
     max_segments: int | None = None  # a fast twin's limit: segments its bit masks hold
 

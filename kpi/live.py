@@ -123,10 +123,10 @@ LIVE_TABLES: tuple[tuple[str, str], ...] = (
     ),
     (
         "k_persons",
-        # a person is a contact (or lead) no other record maps to, or one that others map
-        # to (converted leads), whose owner, region, channel and account fill in the
-        # person's own blanks (the largest of theirs), and whose creation is the earliest;
-        # only those merged records are grouped, not every contact
+        # a person is a record that is its own person (k_person_map), or one that converted
+        # leads map to: those merged records fill in its blank owner, region, channel and
+        # account (the largest of theirs), and its creation is the earliest of them all;
+        # only the merged records are grouped, not every contact
         """WITH merged AS MATERIALIZED (
             SELECT m.person_id, min(c.created_at) AS created_at, max(c.owner_id) AS owner_id,
                    max(c.region) AS region, max(c.channel) AS channel, max(c.account_id) AS account_id
@@ -310,8 +310,10 @@ def build(
         for statement in INDEXES.get(name, ()):
             conn.execute(statement.format(s=schema))
         if on_table is not None:
-            rows = 0 if name in VIEWS else conn.execute(f"SELECT count(*) FROM {schema}.{name}").fetchone()[0]
-            on_table(name, rows)
+            # (a table just built by CREATE TABLE AS numbers its rows from 1 without gaps)
+            counted = "count(*)" if name in KEYS else "max(rowid)"
+            rows = 0 if name in VIEWS else conn.execute(f"SELECT {counted} FROM {schema}.{name}").fetchone()[0]
+            on_table(name, rows or 0)
 
 
 def _create_keyed(conn: sqlite3.Connection, table: str, select: str, key: str, params: dict[str, str]) -> None:
