@@ -8,8 +8,10 @@ invariants (deleted rows and rows after as_of change nothing).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from kpisync.generator import build_org
 from kpisync.kpi.engine import compute
 from kpisync.kpi.registry import RECORD_GRAINS
 from kpisync.kpi.settings import KpiSettings
@@ -410,3 +412,11 @@ def build_support(org: Org) -> None:
 
 
 BUILDERS = (build_deals, build_activity, build_funnel, build_customers, build_support)
+
+
+def generated_org(tmp_path_factory: Any, name: str, seed: int) -> Path:
+    """A store file holding the generator's small org (for module-scoped fixtures)."""
+    path = tmp_path_factory.mktemp(name) / "org.db"
+    with Store.open(path) as store:
+        build_org(store, "small", seed=seed)
+    return path

@@ -8,8 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from kpi_orgs import generated_org
 
-from kpisync.generator import DEFAULT_NOW, build_org
+from kpisync.generator import DEFAULT_NOW
 from kpisync.kpi.catalog import activity, customers, deals, funnel, support
 from kpisync.kpi.context import Context
 from kpisync.kpi.families import MASK_BITS, Family, sums
@@ -30,10 +31,7 @@ TWINNED = sorted(
 
 @pytest.fixture(scope="module")
 def org_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fast") / "org.db"
-    with Store.open(path) as store:
-        build_org(store, "small", seed=11)
-    return path
+    return generated_org(tmp_path_factory, "fast", seed=11)
 
 
 def test_the_catalog_has_fast_twins() -> None:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kpi_orgs import generated_org
 
-from kpisync.generator import DEFAULT_NOW, build_org
+from kpisync.generator import DEFAULT_NOW
 from kpisync.kpi import engine, live, staging, workers
 from kpisync.kpi.settings import MAX_WORKERS, KpiSettings
 from kpisync.store import Store
@@ -21,10 +22,7 @@ from kpisync.store import Store
 
 @pytest.fixture(scope="module")
 def org_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("workers") / "org.db"
-    with Store.open(path) as store:
-        build_org(store, "small", seed=7)
-    return path
+    return generated_org(tmp_path_factory, "workers", seed=7)
 
 
 @pytest.fixture
