@@ -14,6 +14,7 @@ the store's connection over temp tables.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -28,7 +29,7 @@ from kpisync.kpi.catalog import OUT_OF_REACH
 from kpisync.kpi.context import Context, universe_tables
 from kpisync.kpi.families import Sparse, Wanted
 from kpisync.kpi.periods import parse_as_of
-from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, KpiDef, load
+from kpisync.kpi.registry import GRAINS, RECORD_GRAINS, Breakdown, KpiDef, load
 from kpisync.kpi.settings import KpiSettings
 from kpisync.schema import KPI_VALUES
 from kpisync.store import Store
@@ -423,7 +424,8 @@ class Explanation:
     denominator: Any
     numerator_records: list[tuple[Any, ...]] = field(default_factory=list)
     denominator_records: list[tuple[Any, ...]] = field(default_factory=list)
-    breakdown: dict[str, int] = field(default_factory=dict)  # touches_to_close: by touch type
+    breakdown: dict[str, int] = field(default_factory=dict)  # the KPI's Breakdown: label → count
+    breakdown_title: str = ""
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -452,6 +454,8 @@ def explain(
             (grain, key, period, None, None, None),
         )
         detail = defn.compute.explain(ctx, grain, key, period)
+        behind = [key] if grain in RECORD_GRAINS else [r[0] for r in detail.get("numerator", [])]
+        counted = _breakdown(ctx, defn.breakdown, behind)
     found = Explanation(
         defn.id,
         defn.name,
@@ -468,11 +472,17 @@ def explain(
     )
     found.numerator_records = [tuple(r) for r in detail.pop("numerator", [])]
     found.denominator_records = [tuple(r) for r in detail.pop("denominator", [])]
-    if kpi_id == "touches_to_close" and grain == "opportunity":
-        for record in found.numerator_records:
-            found.breakdown[record[0]] = found.breakdown.get(record[0], 0) + 1
+    found.breakdown = counted
+    found.breakdown_title = defn.breakdown.title if defn.breakdown else ""
     found.extra = detail
     return found
+
+
+def _breakdown(ctx: Context, breakdown: Breakdown | None, keys: Sequence[Any]) -> dict[str, int]:
+    """`breakdown` over the records `keys`; {} for a KPI without one."""
+    if breakdown is None:
+        return {}
+    return {str(label): int(n) for label, n in ctx.query(breakdown.sql, {"keys": json.dumps(keys)})}
 
 
 def render_text(explanation: Explanation) -> str:
@@ -486,7 +496,7 @@ def render_text(explanation: Explanation) -> str:
     if e.notes:
         lines.append(f"notes: {e.notes}")
     if e.breakdown:
-        lines.append("touches by type: " + ", ".join(f"{t} {n}" for t, n in e.breakdown.items()))
+        lines.append(f"{e.breakdown_title}: " + ", ".join(f"{t} {n}" for t, n in e.breakdown.items()))
     for title, records in (
         ("numerator", e.numerator_records),
         ("denominator", e.denominator_records),

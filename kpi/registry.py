@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Unit = Literal["ratio", "count", "currency", "minutes", "hours", "days", "score", "per_day", "multiple"]
 GRAINS = (
@@ -27,6 +27,13 @@ GRAINS = (
 RECORD_GRAINS = ("account", "contact", "opportunity")
 
 
+class Breakdown(NamedTuple):
+    """What `kpi explain` adds under a value: its records' contents counted by a label."""
+
+    title: str  # "touches by type"
+    sql: str  # (label, count) rows for :keys, a JSON array of the record keys behind the value
+
+
 @dataclass(frozen=True)
 class KpiDef:
     id: str
@@ -42,6 +49,8 @@ class KpiDef:
     # per-grain periods where a grain differs from `periods` (record-level values)
     record_periods: dict[str, tuple[str, ...]] = field(default_factory=dict)
     compute: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    # for `kpi explain`: the keys are the numerator's records (at a record grain, its own key)
+    breakdown: Breakdown | None = None
     # how an ambiguity of the catalog was resolved, or an extra the write-back needs
     notes: str = ""
 

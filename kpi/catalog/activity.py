@@ -19,7 +19,7 @@ from kpisync.kpi.aggregate import (
 from kpisync.kpi.catalog.funnel import FUNNEL
 from kpisync.kpi.families import MASK_BITS, Family
 from kpisync.kpi.live import TOUCH_TYPES
-from kpisync.kpi.registry import KpiDef, register
+from kpisync.kpi.registry import Breakdown, KpiDef, register
 
 OTU = ("org", "team", "user")
 
@@ -149,6 +149,19 @@ TOUCH_DETAIL = """SELECT t.type, t.id, t.occurred_at FROM k_touch t JOIN k_opps 
       AND t.occurred_at <= coalesce(o.closed_at, :as_of)
     ORDER BY t.type, t.occurred_at, t.id"""
 
+TOUCHES_BY_TYPE = Breakdown(
+    "touches by type",
+    # as k_opp_touches counts them; two arms, each searched through its own touch index
+    """SELECT type, count(*) FROM (
+        SELECT t.type FROM json_each(:keys) k JOIN k_opps o ON o.id = k.value
+        JOIN k_touch t ON t.opportunity_id = o.id AND t.occurred_at <= coalesce(o.closed_at, :as_of)
+        UNION ALL
+        SELECT t.type FROM json_each(:keys) k JOIN k_opps o ON o.id = k.value
+        JOIN k_touch t ON t.person_id = o.person_id AND t.occurred_at <= coalesce(o.closed_at, :as_of)
+        WHERE t.opportunity_id IS NULL)
+    GROUP BY type ORDER BY type""",
+)
+
 CONTACT_TOUCHES = RecordSql(
     """SELECT p.id, (SELECT count(*) FROM k_touch t WHERE t.person_id = p.id), NULL, NULL
     FROM k_persons p""",
@@ -208,6 +221,7 @@ for defn in (
            record_periods={"opportunity": ("all",)},
            compute=ByGrain(Mean(TOUCHES_TO_CLOSE, "touches", "deals"),
                            {"opportunity": OPPORTUNITY_TOUCHES}),
+           breakdown=TOUCHES_BY_TYPE,
            notes="opportunity grain: open deals count touches up to as_of (touches so far)"),
     KpiDef("lead_conversion_rate", "Lead conversion rate", "ratio",
            ("org", "team", "user", "channel"),

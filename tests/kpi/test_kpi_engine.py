@@ -90,6 +90,23 @@ def test_explain_touches_to_close_by_touch_type(org: Org) -> None:
     assert "touches by type: call 1, email 1, meeting 1" in engine.render_text(e)
 
 
+def test_explain_touches_to_close_by_touch_type_over_a_team(org: Org) -> None:
+    build_activity(org)
+    # o3, won by u3 (team T2) on 02-20 with contact c3: its touch is t4 (a meeting on c3, no deal);
+    # f1 and f2 on c3 come after its close
+    org.opp("o3", "u3", "2026-02-04T00:00:00Z", "2026-02-20T00:00:00Z", won=True, contact_id="c3")
+    e = engine.explain(org.store, KpiSettings(), "touches_to_close", "org", "", "2026-02", as_of=AS_OF)
+    assert (e.value, e.denominator) == (2.0, 2)  # (3 on o1 + 1 on o3) / 2 deals
+    assert sorted(e.numerator_records) == [("o1", 3), ("o3", 1)]
+    # o1: r2 call, t3 email, m1 meeting; o3: t4 meeting (x1, a deleted call on c2, counts nowhere)
+    assert e.breakdown == {"call": 1, "email": 1, "meeting": 2}
+    assert "touches by type: call 1, email 1, meeting 2" in engine.render_text(e)
+    team = engine.explain(org.store, KpiSettings(), "touches_to_close", "team", "T2", "2026-02", as_of=AS_OF)
+    assert (team.value, team.breakdown) == (1.0, {"meeting": 1})
+    # a KPI without a breakdown shows none
+    assert engine.explain(org.store, KpiSettings(), "touches", "org", "", "2026-02", as_of=AS_OF).breakdown == {}
+
+
 def test_explain_rejects_a_period_the_kpi_lacks(org: Org) -> None:
     with pytest.raises(ValueError, match="no period"):
         engine.explain(org.store, KpiSettings(), "days_open", "opportunity", "o1", "2026-02", as_of=AS_OF)
