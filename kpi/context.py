@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -46,9 +46,17 @@ class Context:
     or in `schema`, a scratch database a parallel compute's workers read).
     """
 
-    def __init__(self, conn: sqlite3.Connection, settings: KpiSettings, as_of: datetime, schema: str = "temp") -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        settings: KpiSettings,
+        as_of: datetime,
+        schema: str = "temp",
+        tables: Collection[str] | None = None,
+    ) -> None:
         self.conn = conn
         self.schema = schema  # where the live tables are: temp, or an attached scratch database
+        self.tables = tables  # the live tables `open` builds (with their inputs); None: all
         self.settings = settings
         self.as_of = as_of
         self.as_of_text = format_ts(as_of)
@@ -108,7 +116,7 @@ class Context:
         )
         conn.execute(f"CREATE INDEX {self.schema}.k_period_seg_seg ON k_period_seg (seg)")
         if build:
-            live.build(conn, self.as_of_text, self.segments.bounds, self.schema)
+            live.build(conn, self.as_of_text, self.segments.bounds, self.schema, only=self.tables)
         return self
 
     def build(self, on_table: Callable[[str, int], None]) -> None:

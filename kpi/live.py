@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 TOUCH_TYPES = ("call", "email", "meeting", "visit")
 RESPONSE_OUTCOMES = ("positive", "negative", "replied")
@@ -296,11 +296,15 @@ def build(
     bounds: Sequence[str],
     schema: str = "temp",
     on_table: Callable[[str, int], None] | None = None,
+    only: Collection[str] | None = None,
 ) -> None:
     """Create the live tables for one compute in `schema`: temp, or an attached scratch
     database that parallel workers read. `on_table(name, rows)` follows each table
-    (with its indexes)."""
+    (with its indexes). `only`: just these tables and those they are built from."""
+    wanted = None if only is None else with_inputs(only)
     for name, select in LIVE_TABLES:
+        if wanted is not None and name not in wanted:
+            continue
         if name in VIEWS:
             conn.execute(f"CREATE VIEW {schema}.{name} AS {select}")
         elif name in KEYS:
@@ -372,6 +376,19 @@ def tables_read(text: str) -> set[str]:
     for view in names & VIEWS:
         names |= tables_read(dict(LIVE_TABLES)[view])
     return names
+
+
+def with_inputs(names: Collection[str]) -> set[str]:
+    """`names` and every live table their own SELECTs read, down to the store's tables."""
+    selects = dict(LIVE_TABLES)
+    found: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += tables_read(selects[name]) - found
+    return found
 
 
 def drop(conn: sqlite3.Connection, schema: str = "temp") -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
-from kpi_orgs import AS_OF, Org, build_activity, build_deals
+from kpi_orgs import AS_OF, Org, build_activity, build_customers, build_deals, build_funnel, build_support
 
-from kpisync.kpi import engine, registry
+from kpisync.kpi import engine, live, registry
 from kpisync.kpi.periods import calendar_periods, parse_as_of, working_days
 from kpisync.kpi.settings import KpiSettings
 
@@ -105,6 +106,30 @@ def test_explain_touches_to_close_by_touch_type_over_a_team(org: Org) -> None:
     assert (team.value, team.breakdown) == (1.0, {"meeting": 1})
     # a KPI without a breakdown shows none
     assert engine.explain(org.store, KpiSettings(), "touches", "org", "", "2026-02", as_of=AS_OF).breakdown == {}
+
+
+def test_explain_builds_only_the_live_tables_it_reads_and_explains_the_same(
+    org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for build in (build_deals, build_activity, build_funnel, build_customers, build_support):
+        build(org)
+    every = {name for name, _ in live.LIVE_TABLES}
+    # a deal KPI does not wait for the activities (the largest live table)
+    assert "k_acts" not in live.with_inputs(engine.tables_needed(engine.select(["win_rate"], ["org"])))
+    assert "k_acts" in live.with_inputs(engine.tables_needed(engine.select(["touches"], ["org"])))
+    # every KPI at every grain: one of its values (one with a value where there is one), explained
+    # on the tables it names and on all of them
+    picked: dict[tuple[str, str], tuple[str, str, Any]] = {}
+    for (kpi, grain, key, period), (value, _, _) in sorted(org.compute().items()):
+        if (kpi, grain) not in picked or (picked[(kpi, grain)][2] is None and value is not None):
+            picked[(kpi, grain)] = (key, period, value)
+    assert {k for k, _ in picked} == set(registry.ids())
+    for (kpi, grain), (key, period, _) in picked.items():
+        partial = engine.explain(org.store, KpiSettings(), kpi, grain, key, period, as_of=AS_OF)
+        with monkeypatch.context() as m:
+            m.setattr(engine, "tables_needed", lambda group: every)
+            full = engine.explain(org.store, KpiSettings(), kpi, grain, key, period, as_of=AS_OF)
+        assert partial == full, (kpi, grain, key, period)
 
 
 def test_explain_rejects_a_period_the_kpi_lacks(org: Org) -> None:
