@@ -250,7 +250,9 @@ class RecordSql(Compute):
     def explain(self, ctx: Context, grain: str, key: str, period: str) -> dict[str, Any]:
         if not self.detail:
             return {}
-        return {"numerator": [tuple(r) for r in ctx.query(self.detail, {"key": key})]}
+        cur = ctx.conn.execute(self.detail, {"as_of": ctx.as_of_text, "key": key})
+        rows = [tuple(r) for r in cur]
+        return {"numerator": rows, "numerator_columns": tuple(d[0] for d in cur.description)}
 
 
 def families_of(compute: Any) -> set[str]:

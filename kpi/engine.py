@@ -44,6 +44,7 @@ __all__ = [
     "catalog_rows",
     "compute",
     "explain",
+    "explanation_json",
     "render_text",
     "to_json",
 ]
@@ -409,6 +410,9 @@ def catalog_rows() -> list[dict[str, Any]]:
     ]
 
 
+RECORD_COLUMNS = ("id", "value")
+
+
 @dataclass
 class Explanation:
     kpi: str
@@ -424,6 +428,9 @@ class Explanation:
     denominator: Any
     numerator_records: list[tuple[Any, ...]] = field(default_factory=list)
     denominator_records: list[tuple[Any, ...]] = field(default_factory=list)
+    # what the records' fields are: a record's id and what it adds, unless the KPI says otherwise
+    numerator_columns: tuple[str, ...] = RECORD_COLUMNS
+    denominator_columns: tuple[str, ...] = RECORD_COLUMNS
     breakdown: dict[str, int] = field(default_factory=dict)  # the KPI's Breakdown: label → count
     breakdown_title: str = ""
     notes: str = ""
@@ -473,8 +480,9 @@ def explain(
         row[5],
         notes=defn.notes,
     )
-    found.numerator_records = [tuple(r) for r in detail.pop("numerator", [])]
-    found.denominator_records = [tuple(r) for r in detail.pop("denominator", [])]
+    for side in ("numerator", "denominator"):
+        setattr(found, f"{side}_records", [tuple(r) for r in detail.pop(side, [])])
+        setattr(found, f"{side}_columns", tuple(detail.pop(f"{side}_columns", RECORD_COLUMNS)))
     found.breakdown = counted
     found.breakdown_title = defn.breakdown.title if defn.breakdown else ""
     found.extra = detail
@@ -486,6 +494,21 @@ def _breakdown(ctx: Context, breakdown: Breakdown | None, keys: Sequence[Any]) -
     if breakdown is None:
         return {}
     return {str(label): int(n) for label, n in ctx.query(breakdown.sql, {"keys": json.dumps(keys)})}
+
+
+def explanation_json(explanation: Explanation) -> dict[str, Any]:
+    """`kpi explain --json`: the value, its formula and every record behind it, each
+    record an object of its fields (not cut at 200 as on the terminal)."""
+    e = explanation
+    head = ("kpi", "name", "formula", "unit", "grain", "key", "period", "as_of", "value", "numerator", "denominator")
+    doc: dict[str, Any] = {f: getattr(e, f) for f in head}
+    for side in ("numerator", "denominator"):
+        columns = getattr(e, f"{side}_columns")
+        doc[f"{side}_records"] = [dict(zip(columns, r, strict=True)) for r in getattr(e, f"{side}_records")]
+    doc["breakdown"] = {"title": e.breakdown_title, "counts": e.breakdown} if e.breakdown_title else None
+    doc["notes"] = e.notes
+    doc["extra"] = e.extra
+    return doc
 
 
 def render_text(explanation: Explanation) -> str:

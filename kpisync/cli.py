@@ -281,8 +281,16 @@ def kpi_compute(
 @click.option("--period", required=True, help="2026-11, 2026-Q4, 2026, rolling-30d or all")
 @click.option("--store", "store_path", type=click.Path())
 @click.option("--as-of", "as_of")
+@click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON, every record listed")
 def kpi_explain(
-    kpi_id: str, file: str | None, grain: str, key: str, period: str, store_path: str | None, as_of: str | None
+    kpi_id: str,
+    file: str | None,
+    grain: str,
+    key: str,
+    period: str,
+    store_path: str | None,
+    as_of: str | None,
+    as_json: bool,
 ) -> None:
     """The formula, numerator, denominator and the records that made them."""
     config, store = _store_for(file, store_path)
@@ -294,7 +302,10 @@ def kpi_explain(
             explanation = engine.explain(store, kpi_settings(config), kpi_id, grain, key, period, as_of=as_of)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    click.echo(engine.render_text(explanation))
+    if as_json:
+        click.echo(json.dumps(engine.explanation_json(explanation), default=str))
+    else:
+        click.echo(engine.render_text(explanation))
 
 
 # ---------------------------------------------------------------- report, demo, sandbox

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from kpi_orgs import AS_OF, Org, build_activity, build_customers, build_deals, build_funnel, build_support
 
+from kpisync.cli import main
 from kpisync.kpi import engine, live, registry
 from kpisync.kpi.periods import calendar_periods, parse_as_of, working_days
 from kpisync.kpi.settings import KpiSettings
+from kpisync.store import Store
 
 
 def test_to_json_is_the_interfaces_shape(org: Org) -> None:
@@ -108,6 +112,53 @@ def test_explain_touches_to_close_by_touch_type_over_a_team(org: Org) -> None:
     assert engine.explain(org.store, KpiSettings(), "touches", "org", "", "2026-02", as_of=AS_OF).breakdown == {}
 
 
+def test_explanation_json_names_every_field_of_every_record(org: Org) -> None:
+    build_deals(org)
+    win = engine.explanation_json(
+        engine.explain(org.store, KpiSettings(), "win_rate", "org", "", "2026-02", as_of=AS_OF)
+    )
+    assert (win["kpi"], win["grain"], win["key"], win["period"], win["as_of"]) == (
+        "win_rate",
+        "org",
+        "",
+        "2026-02",
+        AS_OF,
+    )
+    assert (win["value"], win["numerator"], win["denominator"], win["unit"]) == (0.75, 3, 4, "ratio")
+    assert win["formula"] == "won in P / (won + lost in P)"
+    assert win["numerator_records"] == [{"id": "o1", "value": 1}, {"id": "o2", "value": 1}, {"id": "o4", "value": 1}]
+    assert [r["id"] for r in win["denominator_records"]] == ["o1", "o2", "o3", "o4"]
+    assert win["breakdown"] is None
+    # a record-level KPI lists its records with the fields its own query names
+    build_activity(org)
+    touches = engine.explanation_json(
+        engine.explain(org.store, KpiSettings(), "touches_to_close", "opportunity", "o1", "all", as_of=AS_OF)
+    )
+    assert touches["value"] == 3
+    assert touches["numerator_records"] == [
+        {"type": "call", "id": "r2", "occurred_at": "2026-02-05T00:00:00Z"},
+        {"type": "email", "id": "t3", "occurred_at": "2026-02-03T00:30:00Z"},
+        {"type": "meeting", "id": "m1", "occurred_at": "2026-02-07T00:00:00Z"},
+    ]
+    assert touches["breakdown"] == {"title": "touches by type", "counts": {"call": 1, "email": 1, "meeting": 1}}
+    assert json.loads(json.dumps(touches)) == touches
+
+
+def test_kpi_explain_json_on_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "hand.db"
+    with Store.open(str(path)) as store:
+        build_deals(Org(store))
+    args = ["kpi", "explain", "win_rate", "--store", str(path), "--grain", "user", "--key", "u1"]
+    got = CliRunner().invoke(main, [*args, "--period", "2026-02", "--as-of", AS_OF, "--json"])
+    assert got.exit_code == 0, got.output
+    doc = json.loads(got.output)
+    assert (doc["value"], doc["numerator"], doc["denominator"]) == (2 / 3, 2, 3)
+    assert len(doc["denominator_records"]) == 3
+    # a period the KPI lacks: exit 2, one line, no traceback
+    bad = CliRunner().invoke(main, [*args, "--period", "all", "--as-of", AS_OF, "--json"])
+    assert bad.exit_code == 2 and "has no period 'all'" in bad.output and "Traceback" not in bad.output
+
+
 def test_explain_builds_only_the_live_tables_it_reads_and_explains_the_same(
     org: Org, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -130,6 +181,7 @@ def test_explain_builds_only_the_live_tables_it_reads_and_explains_the_same(
             m.setattr(engine, "tables_needed", lambda group: every)
             full = engine.explain(org.store, KpiSettings(), kpi, grain, key, period, as_of=AS_OF)
         assert partial == full, (kpi, grain, key, period)
+        json.dumps(engine.explanation_json(partial))  # every record's fields named, every value serialisable
 
 
 def test_explain_rejects_a_period_the_kpi_lacks(org: Org) -> None:
