@@ -242,7 +242,12 @@ def kpi_list(as_json: bool) -> None:
 
 @kpi.command("compute")
 @click.argument("file", required=False, type=click.Path())
-@click.option("--store", "store_path", type=click.Path(), help="a canonical store instead of a config")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(),
+    help="a canonical store instead of a config (then: UTC, default periods, no input CSVs)",
+)
 @click.option("--as-of", "as_of", help="compute as of this UTC time (ISO 8601); default now")
 @click.option("--kpi", "kpis", multiple=True, help="only this KPI id (repeatable)")
 @click.option("--grain", "grains", multiple=True, help="only this grain (repeatable)")
@@ -255,16 +260,20 @@ def kpi_compute(
     grains: Sequence[str],
     as_json: bool,
 ) -> None:
-    """Compute KPIs into kpi_values."""
+    """Compute KPIs into kpi_values (with a config FILE: its input CSVs loaded first, and
+    its time zone and periods; with --store DB: UTC and the default periods)."""
     config, store = _store_for(file, store_path)
     from kpisync.kpi import engine
-    from kpisync.sync.jobs import kpi_settings
+    from kpisync.sync import jobs
 
     with store:
         try:
-            result = engine.compute(
-                store, kpi_settings(config), as_of=as_of, kpis=list(kpis) or None, grains=list(grains) or None
-            )
+            if config is None:
+                result = engine.compute(
+                    store, jobs.kpi_settings(None), as_of=as_of, kpis=list(kpis) or None, grains=list(grains) or None
+                )
+            else:
+                result = jobs.compute(config, store=store, as_of=as_of, kpis=kpis, grains=grains)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     if as_json:
@@ -279,7 +288,12 @@ def kpi_compute(
 @click.option("--grain", required=True)
 @click.option("--key", default="", help="the grain's key (user id, team, …; empty for org)")
 @click.option("--period", required=True, help="2026-11, 2026-Q4, 2026, rolling-30d or all")
-@click.option("--store", "store_path", type=click.Path())
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(),
+    help="a canonical store instead of a config (then: UTC, default periods, no input CSVs)",
+)
 @click.option("--as-of", "as_of")
 @click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON, every record listed")
 def kpi_explain(

@@ -76,8 +76,8 @@ def run_demo(crm: str, size: str, out: Path, console: Console | None = None) -> 
     console.print(f"done in {time.monotonic() - t0:.0f}s")
     console.print(f"  report   [cyan]{report}[/cyan]")
     console.print(
-        f"  store    {config.store_path}   (try: kpisync kpi explain win_rate --grain org --period "
-        f"{period_label('current_quarter', parse_ts(result.as_of), config.timezone)} --store {config.store_path})"
+        f"  store    {config.store_path}   (try: kpisync kpi explain win_rate {sandbox.config_path} --grain org "
+        f"--period {period_label('current_quarter', parse_ts(result.as_of), config.timezone)})"
     )
     console.print(f"  config   {sandbox.config_path}   (kpisync sandbox serve --crm {crm} runs the sandbox alone)")
     return 1 if written.failed else 0

@@ -38,7 +38,9 @@ def kpi_settings(config: Config | None) -> KpiSettings:
         timezone=config.timezone,
         months=config.kpi.months,
         quarters=config.kpi.quarters,
-        years=config.kpi.years,
+        # the config counts earlier years as it counts earlier months and quarters; the engine
+        # counts calendar years including the current one
+        years=config.kpi.years + 1,
         proposal_stages=tuple(config.kpi.proposal_stages),
         clv_lifetime_years=config.kpi.clv.lifetime_years,
         clv_cap_years=config.kpi.clv.cap_years,
@@ -120,14 +122,28 @@ def _sync_with_progress(
         return run_sync(connector, store, full=full, objects=objects, stop=stop, progress=on_page)
 
 
-def compute(config: Config, *, store: Store | None = None, as_of: str | None = None) -> ComputeResult:
+def compute(
+    config: Config,
+    *,
+    store: Store | None = None,
+    as_of: str | None = None,
+    kpis: Sequence[str] | None = None,
+    grains: Sequence[str] | None = None,
+) -> ComputeResult:
+    """Load the config's input CSVs (quotas, spend, surveys), then compute."""
     from kpisync.kpi import engine
 
     if store is None:
         with opened(config, "compute") as own_store:
-            return compute(config, store=own_store, as_of=as_of)
+            return compute(config, store=own_store, as_of=as_of, kpis=kpis, grains=grains)
     load_inputs(config, store)
-    return engine.compute(store, kpi_settings(config), as_of=as_of)
+    return engine.compute(
+        store,
+        kpi_settings(config),
+        as_of=as_of,
+        kpis=list(kpis) if kpis else None,
+        grains=list(grains) if grains else None,
+    )
 
 
 def writeback(
