@@ -654,8 +654,14 @@ def _error_lines(exc: ValidationError, prefix: tuple[str, ...] = ()) -> list[str
         ]
         key = ".".join(loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            hint = difflib.get_close_matches(loc[-1], _known_keys(loc[:-1]), n=1, cutoff=0.6)
-            msg = "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            known = _known_keys(loc[:-1])
+            hint = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+            if loc[-1] in known:  # a key of another form of this section (the other CRM's auth)
+                msg = "unknown key here (it belongs to another form of this section" + (
+                    ", the other CRM's)" if loc[:1] == ["auth"] else ")"
+                )
+            else:
+                msg = "unknown key" + (f" (did you mean '{hint[0]}'?)" if hint else "")
         elif err["type"] == "missing":
             msg = "is required"
         else:

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,13 @@ BAD_CONFIGS: list[tuple[str, Any, str, str]] = [
         "less than or equal",
     ),
     ("proposal stages not a list", mutate(kpi={"proposal_stages": 5}), "kpi.proposal_stages", "list"),
+    (
+        # username is a key of the Salesforce auth: no "did you mean 'username'?" for it
+        "salesforce auth under crm hubspot",
+        mutate(crm="hubspot", auth={"method": "private_app", "access_token": "${T_SF_TOKEN}", "username": "x"}),
+        "auth.username",
+        "unknown key here (it belongs to another form of this section, the other CRM's)",
+    ),
 ]
 
 
@@ -261,6 +269,16 @@ def test_bad_config_on_the_command_line_exits_2_without_traceback(tmp_path: Path
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "salesforce.yaml: schedule.sync: 'every 5 minutez' is not an interval or cron expression" in proc.stderr
+
+
+def test_kpi_years_counts_earlier_years_as_months_and_quarters_do(tmp_path: Path) -> None:
+    from kpisync.kpi.periods import calendar_periods
+    from kpisync.sync.jobs import kpi_settings
+
+    for years, labels in ((0, ["2026"]), (1, ["2026", "2025"]), (2, ["2026", "2025", "2024"])):
+        settings = kpi_settings(load_config(write(tmp_path, mutate(kpi={"years": years}))))
+        got = [p.label for p in calendar_periods(datetime(2026, 2, 10, tzinfo=UTC), settings) if p.kind == "year"]
+        assert got == labels, years
 
 
 def test_good_config_resolves_env_and_relative_paths(tmp_path: Path) -> None:
