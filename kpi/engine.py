@@ -459,10 +459,11 @@ def explain(
                 f"KPI {kpi_id} at grain {grain} has no period {period!r} (it has {', '.join(wanted[grain])})"
             )
         assert defn.compute is not None
-        row = next(
-            (r for r in defn.compute(ctx, {grain: (period,)}) if r[1] == key),
-            (grain, key, period, None, None, None),
-        )
+        # every key of the grain's universe gets a row (filled when nothing counted), and so
+        # does any key with a value: no row means no such key
+        row = next((r for r in defn.compute(ctx, {grain: (period,)}) if r[1] == key), None)
+        if row is None:
+            raise ValueError(_unknown_key(grain, key))
         detail = defn.compute.explain(ctx, grain, key, period)
         behind = [key] if grain in RECORD_GRAINS else [r[0] for r in detail.get("numerator", [])]
         counted = _breakdown(ctx, defn.breakdown, behind)
@@ -487,6 +488,14 @@ def explain(
     found.breakdown_title = defn.breakdown.title if defn.breakdown else ""
     found.extra = detail
     return found
+
+
+def _unknown_key(grain: str, key: str) -> str:
+    if grain == "org":
+        return f"grain org takes no --key (got {key!r})"
+    if not key:
+        return f"grain {grain} needs --key: which {grain}"
+    return f"no {grain} {key!r} in the store"
 
 
 def _breakdown(ctx: Context, breakdown: Breakdown | None, keys: Sequence[Any]) -> dict[str, int]:

@@ -184,6 +184,25 @@ def test_explain_builds_only_the_live_tables_it_reads_and_explains_the_same(
         json.dumps(engine.explanation_json(partial))  # every record's fields named, every value serialisable
 
 
+@pytest.mark.parametrize(
+    ("grain", "key", "message"),
+    [
+        ("user", "nobody", "no user 'nobody' in the store"),
+        ("team", "Narnia", "no team 'Narnia' in the store"),
+        ("user", "", "grain user needs --key: which user"),
+        ("org", "u1", "grain org takes no --key"),
+    ],
+)
+def test_explain_rejects_a_key_the_grain_lacks(org: Org, grain: str, key: str, message: str) -> None:
+    build_deals(org)
+    with pytest.raises(ValueError, match=message):
+        engine.explain(org.store, KpiSettings(), "win_rate", grain, key, "2026-02", as_of=AS_OF)
+    # a key the grain has, with nothing counted in P, is explained as the fill compute writes
+    org.user("u9", team="T3")
+    quiet = engine.explain(org.store, KpiSettings(), "win_rate", "user", "u9", "2026-02", as_of=AS_OF)
+    assert (quiet.value, quiet.numerator, quiet.denominator) == (None, 0, 0)
+
+
 def test_explain_rejects_a_period_the_kpi_lacks(org: Org) -> None:
     with pytest.raises(ValueError, match="no period"):
         engine.explain(org.store, KpiSettings(), "days_open", "opportunity", "o1", "2026-02", as_of=AS_OF)
