@@ -214,7 +214,9 @@ for defn in (
            notes="activity_type grain: a prospect counts under the type of its first touch in P"),
     KpiDef("meeting_booking_rate", "Meeting booking rate", "ratio", OTU,
            "meetings booked in P (at created_at, not canceled) / responses in P, by activity owner",
-           "002 SDR", B, compute=Ratio(ACTIVITY, "booked", "responses")),
+           "002 SDR", B, compute=Ratio(ACTIVITY, "booked", "responses"),
+           notes="can exceed 1 (the catalog's two separate counts): a meeting booked in P with "
+                 "no response logged in P counts in the numerator only"),
     KpiDef("touches_to_close", "Touches to close", "count", (*OTU, "opportunity"),
            "touches on the deal (or its contact, no deal set) up to close; "
            "aggregates: mean over won in P", "002, 003 #10", B,

@@ -44,7 +44,7 @@ LIFECYCLE = Family(
     """SELECT p.id AS rec, l.seg, p.owner_id AS user_id, p.team, p.channel,
            (unixepoch(l.entered_at) - unixepoch(p.created_at)) / 86400.0 AS x
     FROM k_lc l JOIN k_persons p ON p.id = l.person_id
-    WHERE l.stage = 'customer' AND p.created_at IS NOT NULL""",
+    WHERE l.stage = 'customer' AND p.created_at IS NOT NULL AND l.entered_at >= p.created_at""",
     GRAINS,
 )
 
@@ -147,7 +147,9 @@ for defn in (
     KpiDef("customer_lifecycle_days", "Customer lifecycle (days)", "days", GRAINS,
            "median over people entering customer in P of customer entry - created_at",
            "002 lifecycle length", C, compute=Median(LIFECYCLE),
-           notes="created_at of a person is the earliest of its lead and contact records"),
+           notes="created_at of a person is the earliest of its lead and contact records; people "
+                 "recorded in the CRM only after they became customers (added with a won deal) are "
+                 "left out: their lifecycle length is unknown, not negative"),
     KpiDef("days_in_stage", "Days in lifecycle stage", "days", ("contact",),
            "as_of - entry of the contact's current lifecycle_stage", "002", C,
            periods=("all",), compute=DAYS_IN_STAGE,

@@ -71,6 +71,17 @@ def test_customer_lifecycle_days(v) -> None:
     assert v.v("customer_lifecycle_days", "user", "u1") is None
 
 
+def test_customer_lifecycle_days_leaves_out_people_recorded_after_they_became_customers(org: Org) -> None:
+    build_funnel(org)
+    # p9 entered the CRM on 02-26, after its customer entry on 02-10 (added with a won deal): its
+    # lifecycle length is unknown, not -16 days
+    org.contact("p9", "u1", channel="inbound", created_at="2026-02-26T00:00:00Z", lifecycle_stage="customer")
+    org.stage("p9", "customer", "2026-02-10T00:00:00Z")
+    v = org.compute()
+    assert v.row("customer_lifecycle_days") == (55.0, None, 1)  # p3 alone
+    assert v.v("customer_lifecycle_days", "user", "u1") is None
+
+
 def test_days_in_stage(v) -> None:
     assert v.v("days_in_stage", "contact", "p2", "all") == 28.5  # mql 02-20 -> as_of
     assert v.v("days_in_stage", "contact", "p1", "all") == 19.5  # customer 03-01
