@@ -146,7 +146,9 @@ class Clv(Compute):
             for account, owner, team, since, count, amount, current in rows:
                 value = None
                 if count:
-                    years = (ctx.as_of - parse_ts(since)).total_seconds() / 86400 / YEAR_DAYS
+                    # whole days as a customer: the value holds still between a daemon's cycles of
+                    # one day instead of moving by cents each cycle (which the write-back would send)
+                    years = (ctx.as_of - parse_ts(since)).days / YEAR_DAYS
                     per_year = count / max(1.0, years)
                     value = (amount or 0) / count * per_year * lifetime
                 out.append((account, owner, team, value, bool(count and current)))
@@ -212,7 +214,8 @@ for defn in (
            "mean won amount x purchases per year x lifetime years; aggregates: mean over "
            "customers at as_of", "003 #1", D, periods=("all",), compute=Clv(),
            notes="lifetime = configured, else 1 / churn of the last 365 days capped at "
-           "clv_cap_years, else the cap; years since customer_since in 365.25-day years"),
+           "clv_cap_years, else the cap; years since customer_since counted in whole days, "
+           "in 365.25-day years (the value moves once a day, not every cycle)"),
     KpiDef("customer_touches", "Customer touches", "count", (*OTU, "account"),
            "touches + inbound activities on customers in P / customers at end of P",
            "002 #3, 003 #2", D, record_periods={"account": ("rolling-90d",)},

@@ -120,11 +120,16 @@ def test_clv_lifetime_from_last_years_churn(org: Org) -> None:
             account_id=f"A{i}",
         )
     v = org.compute()
-    # 730.5 days = 2 years of 365.25 as a customer: 1 purchase / 2 years = 0.5 a year;
-    # 100 x 0.5 x 4 = 200
-    assert v.v("clv", "account", "A1", "all") == 200.0
+    # 730.5 days as a customer, counted in whole days: 730 / 365.25 years, 1 purchase in that
+    # time; 100 x (365.25 / 730) a year x 4 years
+    assert v.v("clv", "account", "A1", "all") == pytest.approx(100 * 365.25 / 730 * 4, rel=1e-12)
     capped = org.compute(settings=KpiSettings(clv_cap_years=3))
-    assert capped.v("clv", "account", "A1", "all") == 150.0
+    assert capped.v("clv", "account", "A1", "all") == pytest.approx(100 * 365.25 / 730 * 3, rel=1e-12)
+    # the same all day: a daemon's next cycles find nothing to write back; the next day moves it
+    later = org.compute(as_of="2026-03-20T23:59:00Z").v("clv", "account", "A1", "all")
+    assert later == v.v("clv", "account", "A1", "all")
+    next_day = org.compute(as_of="2026-03-21T00:00:00Z").v("clv", "account", "A1", "all")
+    assert next_day == pytest.approx(100 * 365.25 / 731 * 4, rel=1e-12)
 
 
 def test_customer_touches(v) -> None:
