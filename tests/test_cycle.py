@@ -90,7 +90,7 @@ def desired(store: Store, config: Config, connector: Any) -> dict[tuple[str, str
         ):
             located = connector.locate(target.grain, key, source, label)
             if located is not None and value is not None and (located[0], located[1]) not in gone:
-                out[(located[0], located[1], target.field)] = round(value, wb.DECIMALS[unit])
+                out[(located[0], located[1], target.field)] = wb.written_value(target.kpi, value, unit)
     return out
 
 
@@ -200,6 +200,12 @@ def test_dry_run_json_lists_changes_and_sends_nothing(crm: tuple[str, Any, Confi
     name, sandbox, _config = crm
     cli = [sys.executable, "-m", "kpisync.cli"]
     cfg = str(sandbox.config_path)
+    # provisioned and synced here too (a no-op after the cycle above): under xdist this test may
+    # run on a worker whose sandbox the cycle never touched, and compute loads the config's
+    # quotas.csv, whose emails must name synced users
+    for step in ("provision", "sync"):
+        proc = subprocess.run([*cli, step, cfg], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
     later = format_ts(parse_ts(utc_now()) + timedelta(days=3))  # days open/in stage move on
     proc = subprocess.run([*cli, "kpi", "compute", cfg, "--as-of", later], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
