@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -58,16 +59,25 @@ def _load(path: str) -> Any:
 
 
 def _store_for(file: str | None, store: str | None) -> tuple[Any, Any]:
-    """(config or None, Store) from `FILE` or `--store DB`."""
-    from kpisync.store import Store
+    """(config or None, Store) from `FILE` or `--store DB`, for the commands that work on
+    the store alone (no CRM call, so the config's secrets need not be set here)."""
+    from kpisync.config import UnsetVariableWarning, load_config
+    from kpisync.store import Store, StoreError
 
     if bool(file) == bool(store):
         raise UsageError("give a config FILE or --store DB (one of them)")
     if store:
         if not Path(store).exists():
             raise UsageError(f"{store}: no such store")
-        return None, Store.open(store, create=False)
-    config = _load(file or "")
+        try:
+            return None, Store.open(store, create=False)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnsetVariableWarning)
+        config = load_config(file or "", require_env=False)
+    if not Path(config.store_path).exists():
+        raise UsageError(f"{config.store_path}: no store yet (run `kpisync sync {file}` first)")
     return config, Store.open(config.store_path)
 
 

@@ -53,6 +53,14 @@ def test_missing_config_file_exits_2_in_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip() == "nope.yaml: cannot read file: No such file or directory"
 
 
+def test_a_store_that_is_not_one_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.db").write_text("not sqlite at all\n" * 100)
+    for path in (tmp_path, tmp_path / "notes.db"):
+        proc = run("kpi", "compute", "--store", str(path))
+        assert proc.returncode == 2, proc.stderr
+        assert "not a usable kpisync store" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_compute_needs_a_file_or_a_store() -> None:
     proc = run("kpi", "compute")
     assert proc.returncode == 2

@@ -139,22 +139,24 @@ def test_kpi_compute_with_a_config_loads_its_input_csvs_first(tmp_path: Path, mo
     from kpisync.cli import main
     from kpisync.store import Store
 
-    monkeypatch.setenv("T_SF_USER", "integration@acme.example")
-    monkeypatch.setenv("T_SF_PASSWORD", "pw")
-    monkeypatch.setenv("T_SF_TOKEN", "tok")
+    for name in ("T_SF_USER", "T_SF_PASSWORD", "T_SF_TOKEN"):
+        monkeypatch.delenv(name, raising=False)  # compute calls no CRM: its secrets need not be set here
+    auth = {"method": "password", "username": "${T_SF_USER}", "password": "${T_SF_PASSWORD}"}
+    config = {"crm": "salesforce", "name": "acme", "timezone": "UTC", "inputs": {"quotas_csv": "quotas.csv"}}
+    config["auth"] = {**auth, "security_token": "${T_SF_TOKEN}"}
+    write(tmp_path, "quotas.csv", "user_id,period_start,period_end,amount\nu1,2026-02-01,2026-03-01,2500\n")
+    path = write(tmp_path, "acme.yaml", yaml.safe_dump(config))
+    args = ["kpi", "compute", str(path), "--as-of", AS_OF, "--kpi", "quota_attainment", "--json"]
+    # nothing synced yet: no store to compute on (not a silently created empty one)
+    nothing = CliRunner().invoke(main, args)
+    assert nothing.exit_code == 2 and "no store yet (run `kpisync sync" in nothing.output
+    assert not (tmp_path / "data" / "acme.db").exists()
     (tmp_path / "data").mkdir()
     with Store.open(str(tmp_path / "data" / "acme.db")) as store:
         build_deals(Org(store))  # u1 won o1 (1000) and o2 (500) in February 2026
         with store.conn:
             store.conn.execute("DELETE FROM quotas")  # the only quota is the CSV's
-    write(tmp_path, "quotas.csv", "user_id,period_start,period_end,amount\nu1,2026-02-01,2026-03-01,2500\n")
-    auth = {"method": "password", "username": "${T_SF_USER}", "password": "${T_SF_PASSWORD}"}
-    config = {"crm": "salesforce", "name": "acme", "timezone": "UTC", "inputs": {"quotas_csv": "quotas.csv"}}
-    config["auth"] = {**auth, "security_token": "${T_SF_TOKEN}"}
-    path = write(tmp_path, "acme.yaml", yaml.safe_dump(config))
-    got = CliRunner().invoke(
-        main, ["kpi", "compute", str(path), "--as-of", AS_OF, "--kpi", "quota_attainment", "--json"]
-    )
+    got = CliRunner().invoke(main, args)
     assert got.exit_code == 0, got.output
     row = next(
         r for r in json.loads(got.output)["kpis"] if (r["grain"], r["key"], r["period"]) == ("user", "u1", "2026-02")
