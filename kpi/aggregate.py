@@ -266,6 +266,14 @@ def families_of(compute: Any) -> set[str]:
     return names
 
 
+def averages(compute: Any, grain: str) -> bool:
+    """Whether a compute's values at `grain` are a mean or a median: fractional even where
+    the KPI counts things (touches to close: a count per deal, a mean per rep)."""
+    if isinstance(compute, ByGrain):
+        compute = compute.special.get(grain, compute.default)
+    return isinstance(compute, Mean | Median)
+
+
 def tables_of(compute: Any) -> set[str] | None:
     """The live tables a compute reads, from the SQL its fields hold; None for a compute
     with code of its own (a subclass, a custom kind), which may read any."""

@@ -170,13 +170,17 @@ def writeback(
 
 def field_defs(config: Config) -> list[FieldDef]:
     from kpisync.kpi import registry
+    from kpisync.kpi.aggregate import averages
 
     defs = []
     for target in config.writeback_targets():
         defn = registry.get(target.kpi)
         if defn is None:  # config validation already refused this; be safe
             continue
-        defs.append(FieldDef(target.grain, target.field, target.label or defn.name, defn.unit))
+        unit = defn.unit
+        if unit == "count" and averages(defn.compute, target.grain):
+            unit = "multiple"  # a field with decimals: a Number(18,0) field would show 6.87 as 7
+        defs.append(FieldDef(target.grain, target.field, target.label or defn.name, unit))
     return defs
 
 

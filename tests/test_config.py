@@ -281,6 +281,24 @@ def test_kpi_years_counts_earlier_years_as_months_and_quarters_do(tmp_path: Path
         assert got == labels, years
 
 
+def test_write_back_fields_of_averaged_counts_get_decimals(tmp_path: Path) -> None:
+    from kpisync.sync.jobs import field_defs
+
+    targets = [
+        {"kpi": "touches_to_close", "grain": "user", "period": "current_quarter", "field": "KPI_Touches_Per_Won__c"},
+        {"kpi": "touches_to_close", "grain": "opportunity", "period": "all", "field": "KPI_Touches__c"},
+        {"kpi": "deals_won", "grain": "user", "period": "current_month", "field": "KPI_Deals_Won__c"},
+    ]
+    config = load_config(write(tmp_path, mutate(writeback={"targets": targets})))
+    units = {(d.grain, d.field): d.unit for d in field_defs(config)}
+    # a rep's touches to close are a mean over the rep's won deals (6.87); one deal's are a count
+    assert units == {
+        ("user", "KPI_Touches_Per_Won__c"): "multiple",
+        ("opportunity", "KPI_Touches__c"): "count",
+        ("user", "KPI_Deals_Won__c"): "count",
+    }
+
+
 def test_good_config_resolves_env_and_relative_paths(tmp_path: Path) -> None:
     (tmp_path / "inputs").mkdir()
     (tmp_path / "inputs" / "quotas.csv").write_text("user_id,team,period_start,period_end,amount\n")
