@@ -540,7 +540,7 @@ def render_text(explanation: Explanation) -> str:
             lines.append(f"{title} records ({len(records)}):")
             lines += ["  " + "  ".join(str(x) for x in r) for r in records[:200]]
             if len(records) > 200:
-                lines.append(f"  … {len(records) - 200} more")
+                lines.append(f"  … {len(records) - 200} more (--json lists them all)")
     for name, value in e.extra.items():
         lines.append(f"{name}: {value}")
     return "\n".join(lines)

@@ -236,11 +236,13 @@ def kpi_list(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title="KPI catalog")
-    for col in ("id", "unit", "grains", "formula"):
-        table.add_column(col, overflow="fold")
+    for col in ("id", "name", "unit"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("grains", overflow="fold", max_width=24)
+    table.add_column("formula", overflow="fold", min_width=60)
     for r in rows:
-        table.add_row(r["id"], r["unit"], " ".join(r["grains"]), r["formula"])
-    console = Console(width=max(120, Console().width))
+        table.add_row(r["id"], r["name"], r["unit"], " ".join(r["grains"]), r["formula"])
+    console = Console(width=max(180, Console().width))
     console.print(table)
     console.print("\n[b]Out of the CRM's reach[/b] (not computed):")
     for item in engine.OUT_OF_REACH:
