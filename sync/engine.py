@@ -119,7 +119,11 @@ def sync(
     progress: Progress | None = None,
 ) -> RunSummary:
     crm = connector.crm
-    kind = "full" if full else "incremental"
+    # a first sync is a bulk load: build the store's indexes once, at the end (a reconcile
+    # rewrites rows that exist, which costs the indexes little)
+    first_sync = not store.cursors(crm)
+    # what `status` shows: a first pull reads everything, though nobody asked for --full
+    kind = "full" if full else "initial" if first_sync else "incremental"
     summary = RunSummary(crm=crm, kind=kind, started_at=utc_now())
     summary.run_id = _start_run(store, summary)
     calls_before = connector.usage().calls
@@ -133,9 +137,6 @@ def sync(
             )
         specs = [s for s in specs if s.name.lower() in wanted]
     t0 = time.monotonic()
-    # a first sync is a bulk load: build the store's indexes once, at the end (a reconcile
-    # rewrites rows that exist, which costs the indexes little)
-    first_sync = not store.cursors(crm)
     indexes = store.indexes_deferred() if first_sync else contextlib.nullcontext()
     try:
         with indexes:
