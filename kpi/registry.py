@@ -53,6 +53,9 @@ class KpiDef:
     breakdown: Breakdown | None = None
     # how an ambiguity of the catalog was resolved, or an extra the write-back needs
     notes: str = ""
+    # a record's age, growing with as_of: the write-back sends it in whole days elapsed, so
+    # each record's field changes once a day (at one decimal: every 2.4 hours, on every record)
+    age: bool = False
 
     def periods_for(self, grain: str) -> tuple[str, ...]:
         return self.record_periods.get(grain, self.periods)

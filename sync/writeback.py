@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from kpisync.config import WritebackTarget
 from kpisync.connectors.base import Connector, FieldWrite
+from kpisync.kpi import registry
 from kpisync.store import Store
 from kpisync.timestamps import parse_ts, utc_now
 
@@ -43,11 +44,6 @@ DECIMALS = {
     "score": 1,
     "per_day": 2,
 }
-
-# ages that grow with as_of on every open record: written in whole days elapsed, so each
-# record's field changes once a day; at one decimal every open deal and every contact was
-# re-sent every 2.4 hours (for a daemon's 15-minute cycle, a tenth of all of them each hour)
-WHOLE_DAYS = frozenset({"days_open", "days_in_stage", "days_in_current_stage"})
 
 # values sent between two records of their outcome (a multiple of both CRMs' batch sizes)
 CHUNK = 1000
@@ -92,10 +88,12 @@ def period_label(period: str, as_of: datetime, timezone: str) -> str:
 
 
 def written_value(kpi: str, value: float | None, unit: str) -> float | None:
-    """What the CRM field gets for a KPI value: rounded to what the field shows."""
+    """What the CRM field gets for a KPI value: rounded to what the field shows, a
+    record's age (`KpiDef.age`) to the whole days elapsed."""
     if value is None:
         return None
-    if kpi in WHOLE_DAYS:
+    defn = registry.get(kpi)
+    if defn is not None and defn.age:
         return float(math.floor(value))
     return round(float(value), DECIMALS.get(unit, 4))
 

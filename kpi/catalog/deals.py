@@ -294,10 +294,10 @@ for defn in (
            notes="may be negative; a competitor price of 0 is left out (no gap defined)"),
     KpiDef("days_open", "Days open", "days", ("opportunity",),
            "as_of - created_at while open; closed_at - created_at once closed", "002", A,
-           periods=("all",), compute=DAYS_OPEN),
+           periods=("all",), compute=DAYS_OPEN, age=True),
     KpiDef("days_in_current_stage", "Days in current stage", "days", ("opportunity",),
            "as_of - latest stage-history entered_at (else created_at), open opportunities",
-           "002", A, periods=("all",), compute=DAYS_IN_CURRENT_STAGE,
+           "002", A, periods=("all",), compute=DAYS_IN_CURRENT_STAGE, age=True,
            notes="null for closed opportunities"),
 ):
     register(defn)

@@ -152,7 +152,7 @@ for defn in (
                  "left out: their lifecycle length is unknown, not negative"),
     KpiDef("days_in_stage", "Days in lifecycle stage", "days", ("contact",),
            "as_of - entry of the contact's current lifecycle_stage", "002", C,
-           periods=("all",), compute=DAYS_IN_STAGE,
+           periods=("all",), compute=DAYS_IN_STAGE, age=True,
            notes="when the current stage has no entry by as_of, the latest entry by as_of"),
     KpiDef("cost_per_lead", "Cost per lead", "currency", ("org", "channel"),
            "spend in P (pro rata by days) / contacts created in P", "002", C,
